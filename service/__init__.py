@@ -1,0 +1,1 @@
+"""Filters service: GPU inference microservice for image and video filters."""

@@ -1,0 +1,168 @@
+"""The serving core that every front end (HTTP, gRPC) calls: loaded models, their schedulers,
+the codec thread pool, and the server's readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import numpy as np
+
+from service import metrics
+from service.errors import ModelNotFound, NotReady, Unprocessable
+from service.repository.config import LoadedConfig, ModelConfig
+from service.repository.loader import scan_repository
+from service.runtimes.base import ExecutionSlot, Runtime, SlotPlacement
+from service.runtimes.registry import choose_runtime
+from service.scheduling.batcher import BatchPolicy
+from service.scheduling.records import RequestTicket
+from service.scheduling.scheduler import ModelScheduler
+from service.settings import Settings
+from service.workers.pool import SlotPool
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class ServedModel:
+    """A model of the repository with the runtime and scheduler serving it."""
+
+    loaded: LoadedConfig
+    runtime: Runtime
+    skipped_runtimes: dict[str, str]
+    scheduler: ModelScheduler
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.loaded.config
+
+    @property
+    def name(self) -> str:
+        return self.loaded.config.name
+
+
+@dataclass
+class ServerState:
+    """Readiness: loading, ready, draining, or failed to load."""
+
+    loaded: bool = False
+    draining: bool = False
+    load_error: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class ServingCore:
+    """Everything a request needs, shared by the front ends."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.configs = scan_repository(settings.model_repository, settings.models or None)
+        self.models: dict[str, ServedModel] = {}
+        self.state = ServerState()
+        self._codec_pool = ThreadPoolExecutor(settings.codec_threads, thread_name_prefix="codec")
+
+    async def start(self) -> None:
+        """Load and warm up every model; readiness turns true only when all are up."""
+        try:
+            for loaded in self.configs:
+                served = self._plan(loaded)
+                await served.scheduler.pool.start(self._warmup(loaded.config) if self.settings.warmup else None)
+                self.models[served.name] = served
+                log.info("model %s ready on %s", served.name, ", ".join(served.scheduler.pool.descriptions))
+            self.state.loaded = True
+        except Exception as exc:
+            self.state.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading models failed; the server stays unready")
+
+    def _plan(self, loaded: LoadedConfig) -> ServedModel:
+        config = loaded.config
+        choice = choose_runtime(loaded, self.settings.runtime_preference)
+        runtime = choice.runtime
+        slots = config.instances.count * len(runtime.devices())
+        threads = max(1, self.settings.cpu_threads // config.instances.count)
+        devices = runtime.devices()
+
+        def factory(index: int) -> ExecutionSlot:
+            placement = SlotPlacement(devices[index % len(devices)], index, threads)
+            return runtime.create_slot(loaded, placement)
+
+        def observe(size: int, seconds: float) -> None:
+            metrics.BATCH_SIZE.labels(config.name).observe(size)
+            metrics.COMPUTE_SECONDS.labels(config.name).observe(seconds)
+            metrics.ITEMS_EXECUTED.labels(config.name).inc(size)
+
+        pool = SlotPool(config.name, factory, slots, observe)
+        policy = BatchPolicy(config.batching.max_batch_size, config.batching.max_queue_delay_ms / 1000.0)
+        scheduler = ModelScheduler(config.name, policy, pool, config.batching.max_queued_requests)
+        return ServedModel(loaded, runtime, choice.skipped, scheduler)
+
+    @staticmethod
+    def _warmup(config: ModelConfig) -> Callable[[ExecutionSlot], None]:
+        side = config.tiling.tile_size
+
+        def run(slot: ExecutionSlot) -> None:
+            rng = np.random.default_rng(0)
+            batch = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+            slot.infer([batch for _ in config.inputs])
+
+        return run
+
+    async def stop(self) -> None:
+        for served in self.models.values():
+            await served.scheduler.close()
+        self._codec_pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.state.loaded
+            and not self.state.draining
+            and all(m.scheduler.pool.healthy for m in self.models.values())
+        )
+
+    def require_ready(self) -> None:
+        if self.state.draining:
+            raise NotReady("the server is shutting down; send the request to another replica")
+        if not self.state.loaded:
+            raise NotReady(self.state.load_error or "models are still loading; retry shortly")
+
+    def model(self, name: str) -> ServedModel:
+        self.require_ready()
+        served = self.models.get(name)
+        if served is None:
+            raise ModelNotFound(f"no model named '{name}'; loaded models: {sorted(self.models)}")
+        return served
+
+    def superres_model(self, scale: int | None, name: str | None) -> ServedModel:
+        """The model a superres request asks for by name and/or scale."""
+        self.require_ready()
+        if name is not None:
+            served = self.model(name)
+            if served.config.task != "superres":
+                raise Unprocessable(f"model '{name}' is a {served.config.task} model, not superres")
+            if scale is not None and served.config.scale != scale:
+                raise Unprocessable(f"model '{name}' upscales x{served.config.scale}, not x{scale}")
+            return served
+        candidates = [m for m in self.models.values() if m.config.task == "superres"]
+        scales = sorted({m.config.scale for m in candidates})
+        wanted = scale if scale is not None else (2 if 2 in scales else (scales[0] if scales else None))
+        matching = [m for m in candidates if m.config.scale == wanted]
+        if not matching:
+            raise ModelNotFound(f"no superres model with scale {scale} is loaded; loaded scales: {scales}")
+        matching.sort(key=lambda m: (not (m.config.superres and m.config.superres.default), m.name))
+        return matching[0]
+
+    def new_ticket(self, timeout_s: float | None) -> RequestTicket:
+        budget = self.settings.default_deadline_s if timeout_s is None else timeout_s
+        return RequestTicket(deadline=asyncio.get_running_loop().time() + budget)
+
+    async def offload(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run CPU work (codecs, stitching) on the codec pool, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._codec_pool, lambda: fn(*args, **kwargs))
