@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 GRPC_PORT ?= 8001
-HOST ?= 0.0.0.0
+HOST ?= 127.0.0.1
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
 .PHONY: serve test lint bench-cpu clean

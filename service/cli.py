@@ -8,8 +8,10 @@ import sys
 
 import uvicorn
 
+from service.core import ServingCore
 from service.errors import ConfigError
 from service.http.app import create_app
+from service.lifecycle import DrainingServer, InFlightCounter
 from service.settings import Settings
 
 
@@ -27,5 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=30)
+    counter = InFlightCounter(app)
+    config = uvicorn.Config(
+        counter,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
+    )
+    core: ServingCore = app.state.core
+    server = DrainingServer(config, core.state, counter, settings.drain_timeout_s, settings.drain_announce_s)
+    server.run()
     return 0

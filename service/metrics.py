@@ -21,7 +21,5 @@ BATCH_SIZE = Histogram(
 )
 QUEUE_DEPTH = Gauge("filters_queue_depth", "Items (tiles, frames) waiting for a batch.", ["model"])
 IN_FLIGHT = Gauge("filters_requests_in_flight", "Requests admitted and not yet answered.", ["model"])
-DROPPED = Counter(
-    "filters_dropped_total", "Requests answered without running, by reason.", ["model", "reason"]
-)
+DROPPED = Counter("filters_dropped_total", "Requests answered without running, by reason.", ["model", "reason"])
 ITEMS_EXECUTED = Counter("filters_items_executed_total", "Items (tiles, frames) run by the runtime.", ["model"])

@@ -30,6 +30,10 @@ class Limits(BaseModel):
     )
 
 
+def _default_preference() -> list[RuntimeName]:
+    return ["tensorrt", "torch", "onnxruntime"]
+
+
 class Settings(BaseSettings):
     """Everything the server reads from its environment (prefix `FILTERS_`, nested with `__`)."""
 
@@ -40,7 +44,7 @@ class Settings(BaseSettings):
     model_repository: Path = Field(DEFAULT_REPOSITORY, description="Folder holding one folder per model.")
     models: list[str] = Field(default_factory=list, description="Models to load; empty loads all of them.")
     runtime_preference: list[RuntimeName] = Field(
-        default_factory=lambda: ["tensorrt", "torch", "onnxruntime"],
+        default_factory=_default_preference,
         description="Runtimes to try for each model, best first; unavailable ones are skipped with a log line.",
     )
     default_deadline_s: float = Field(
@@ -54,6 +58,12 @@ class Settings(BaseSettings):
         ge=1,
         le=512,
         description="CPU threads shared by the execution slots of a CPU runtime.",
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="After SIGTERM, longest wait for in-flight requests before exiting."
+    )
+    drain_announce_s: float = Field(
+        0.0, ge=0, le=300, description="After SIGTERM, shortest time readiness answers 503 before exiting."
     )
     warmup: bool = Field(True, description="Run each execution slot once before reporting ready.")
     limits: Limits = Limits()

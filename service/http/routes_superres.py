@@ -46,7 +46,9 @@ _BODY = {
         },
     }
 }
-_OK = {200: {"description": "The upscaled image.", "content": {t: {} for t in CONTENT_TYPES.values()}}}
+_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The upscaled image.", "content": {t: {} for t in CONTENT_TYPES.values()}}
+}
 
 
 def get_core(request: Request) -> ServingCore:
@@ -61,7 +63,8 @@ async def superres(
     model: Annotated[str | None, Query(description="Model name (see GET /v1/models); overrides scale.")] = None,
     format: Annotated[Literal["png", "jpeg", "webp"], Query(description="Output image format.")] = "png",
     quality: Annotated[
-        int | None, Query(ge=0, le=100, description="JPEG/WebP quality 1-100 (default 90); PNG zlib level 0-9 (default 1).")
+        int | None,
+        Query(ge=0, le=100, description="JPEG/WebP quality 1-100 (default 90); PNG zlib level 0-9 (default 1)."),
     ] = None,
     tile: Annotated[
         int | None, Query(ge=8, le=4096, description="Tile side in input pixels (tuning; default from the model).")

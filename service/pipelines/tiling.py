@@ -44,7 +44,9 @@ def plan_axis(length: int, tile: int, overlap: int) -> list[Span]:
     if step < 1:
         raise ValueError(f"tile {tile} must exceed twice the overlap {overlap}")
     starts = list(range(0, length - tile, step)) + [length - tile]
-    bounds = [0] + [(later + earlier + tile) // 2 for earlier, later in zip(starts, starts[1:])] + [length]
+    # a cut between two tiles sits in the middle of their overlap: >= overlap from both edges
+    cuts = [(later + earlier + tile) // 2 for earlier, later in zip(starts, starts[1:], strict=False)]
+    bounds = [0, *cuts, length]
     return [Span(s, tile, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
 
 

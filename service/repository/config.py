@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Task = Literal["superres", "style", "detect", "interpolate"]
 RuntimeName = Literal["tensorrt", "torch", "onnxruntime"]
+FileKind = Literal["onnx", "tensorrt", "torch"]
 Layout = Literal["NCHW", "NHWC"]
 DType = Literal["float32", "float16", "uint8"]
 ChannelOrder = Literal["RGB", "BGR"]
@@ -71,7 +72,9 @@ class Tiling(_Strict):
     @model_validator(mode="after")
     def _overlap_fits(self) -> Tiling:
         if 2 * self.overlap >= self.tile_size:
-            raise ValueError(f"overlap {self.overlap} leaves nothing of tile_size {self.tile_size}: need 2*overlap < tile_size")
+            raise ValueError(
+                f"overlap {self.overlap} leaves nothing of tile_size {self.tile_size}: need 2*overlap < tile_size"
+            )
         return self
 
 
@@ -129,7 +132,7 @@ class LoadedConfig(_Strict):
     config: ModelConfig
     folder: Path
 
-    def file(self, runtime: RuntimeName) -> Path | None:
-        """Absolute path of the model file for `runtime`, if the config names one."""
-        relative = getattr(self.config.files, runtime)
+    def file(self, kind: FileKind) -> Path | None:
+        """Absolute path of the model file of `kind`, if the config names one."""
+        relative: str | None = getattr(self.config.files, kind)
         return (self.folder / relative) if relative else None

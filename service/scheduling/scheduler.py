@@ -56,9 +56,9 @@ class ModelScheduler:
             self._in_flight -= 1
             self._in_flight_gauge.dec()
 
-    async def run(self, items: Sequence[tuple[np.ndarray, ...]], ticket: RequestTicket) -> tuple[
-        list[tuple[np.ndarray, ...]], BatchTiming
-    ]:
+    async def run(
+        self, items: Sequence[tuple[np.ndarray, ...]], ticket: RequestTicket
+    ) -> tuple[list[tuple[np.ndarray, ...]], BatchTiming]:
         """Run every item of one request; results in the items' order.
 
         If any item fails, the request's other items are dropped and the first error is raised.

@@ -45,7 +45,9 @@ def _still_serving(server: LiveServer) -> None:
         ({"scale": "two"}, {}, GOOD, 422, "'scale'"),
     ],
 )
-def test_bad_requests(server: LiveServer, params: dict[str, object], headers: dict[str, str], body: bytes, status: int, says: str) -> None:
+def test_bad_requests(
+    server: LiveServer, params: dict[str, object], headers: dict[str, str], body: bytes, status: int, says: str
+) -> None:
     response = httpx.post(f"{server.url}/v1/superres", params=params, headers=headers, content=body, timeout=30)
     assert says in _error(response, status)
     _still_serving(server)
@@ -58,7 +60,9 @@ def test_multipart_without_the_image_field(server: LiveServer) -> None:
 
 
 def test_body_over_the_limit_is_413(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> None:
-    small = start_server(server.repository, tmp_path_factory.mktemp("small") / "log", env={"FILTERS_LIMITS__MAX_BODY_BYTES": "4096"})
+    small = start_server(
+        server.repository, tmp_path_factory.mktemp("small") / "log", env={"FILTERS_LIMITS__MAX_BODY_BYTES": "4096"}
+    )
     try:
         big = shared("images/bus.jpg").read_bytes()
         assert "limit of 4096 bytes" in _error(httpx.post(f"{small.url}/v1/superres", content=big, timeout=30), 413)
@@ -70,7 +74,9 @@ def test_body_over_the_limit_is_413(server: LiveServer, tmp_path_factory: pytest
             for _ in range(10):
                 yield b"\x00" * 1000
 
-        assert "limit of 4096 bytes" in _error(httpx.post(f"{small.url}/v1/superres", content=chunks(), timeout=30), 413)
+        assert "limit of 4096 bytes" in _error(
+            httpx.post(f"{small.url}/v1/superres", content=chunks(), timeout=30), 413
+        )
         _still_serving(small)
     finally:
         small.stop()

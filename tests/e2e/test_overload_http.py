@@ -42,7 +42,9 @@ def _metric(server: LiveServer, name: str, labels: str) -> float:
 def test_overload_answers_429_with_retry_after_and_every_request_gets_one_answer(slow_server: LiveServer) -> None:
     async def scenario() -> list[httpx.Response]:
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=30), timeout=120) as client:
-            return await asyncio.gather(*(client.post(f"{slow_server.url}/v1/superres", content=MEDIUM) for _ in range(30)))
+            return await asyncio.gather(
+                *(client.post(f"{slow_server.url}/v1/superres", content=MEDIUM) for _ in range(30))
+            )
 
     responses = asyncio.run(scenario())
     statuses = [r.status_code for r in responses]
@@ -61,10 +63,14 @@ def test_a_request_whose_deadline_passes_in_the_queue_gets_504_without_running(s
 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(timeout=120) as client:
-            blocker = asyncio.create_task(client.post(f"{slow_server.url}/v1/superres", params={"tile": 32}, content=big))
+            blocker = asyncio.create_task(
+                client.post(f"{slow_server.url}/v1/superres", params={"tile": 32}, content=big)
+            )
             await asyncio.sleep(0.3)
             # same 32x32 tile shape: it queues behind the blocker's tiles in the same batcher
-            late = await client.post(f"{slow_server.url}/v1/superres", content=same_shape, headers={"x-request-timeout": "0.2"})
+            late = await client.post(
+                f"{slow_server.url}/v1/superres", content=same_shape, headers={"x-request-timeout": "0.2"}
+            )
             return await blocker, late
 
     blocker, late = asyncio.run(scenario())
@@ -106,7 +112,11 @@ def test_a_bad_model_config_stops_start_up_naming_file_and_field(tmp_path: Path)
     config = folder / "model.toml"
     config.write_text(config.read_text().replace("max_batch_size = 8", "max_batch_size = -3"))
     result = subprocess.run(
-        [sys.executable, "-m", "service"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "service"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"FILTERS_MODEL_REPOSITORY": str(tmp_path), "FILTERS_PORT": "0", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2

@@ -21,8 +21,11 @@ def test_set5_comes_back_scale_times_larger(server: LiveServer, scale: int) -> N
         path = shared(f"sr/Set5_LR_bicubic/X{scale}/{name}x{scale}.png")
         lr = read_rgb(path)
         response = httpx.post(
-            f"{server.url}/v1/superres", params={"scale": scale}, content=path.read_bytes(),
-            headers={"content-type": "image/png"}, timeout=60,
+            f"{server.url}/v1/superres",
+            params={"scale": scale},
+            content=path.read_bytes(),
+            headers={"content-type": "image/png"},
+            timeout=60,
         )
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "image/png"
@@ -40,8 +43,10 @@ def test_real_photos_in_every_format_and_as_multipart(server: LiveServer) -> Non
         source = read_rgb(path)
         for fmt, ctype in (("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")):
             response = httpx.post(
-                f"{server.url}/v1/superres", params={"scale": 2, "format": fmt},
-                files={"image": (name, path.read_bytes(), "application/octet-stream")}, timeout=120,
+                f"{server.url}/v1/superres",
+                params={"scale": 2, "format": fmt},
+                files={"image": (name, path.read_bytes(), "application/octet-stream")},
+                timeout=120,
             )
             assert response.status_code == 200, response.text
             assert response.headers["content-type"] == ctype
@@ -66,7 +71,9 @@ def test_tile_64_and_256_agree_on_a_1024_pixel_image(server: LiveServer) -> None
     path = shared("sr/Urban100_subset/img_001.png")  # 1024x644
     outputs = []
     for tile in (64, 256):
-        response = httpx.post(f"{server.url}/v1/superres", params={"scale": 2, "tile": tile}, content=path.read_bytes(), timeout=120)
+        response = httpx.post(
+            f"{server.url}/v1/superres", params={"scale": 2, "tile": tile}, content=path.read_bytes(), timeout=120
+        )
         assert response.status_code == 200, response.text
         outputs.append(decode_rgb(response.content))
     diff = outputs[0].astype(np.float64) - outputs[1].astype(np.float64)
@@ -92,7 +99,10 @@ def test_fifty_concurrent_requests_of_mixed_sizes_get_the_bytes_they_get_alone(s
 
     together = asyncio.run(scenario())
     with httpx.Client() as client:
-        alone = [client.post(f"{server.url}/v1/superres", params={"scale": s}, content=b, timeout=60).content for b, s in bodies]
+        alone = [
+            client.post(f"{server.url}/v1/superres", params={"scale": s}, content=b, timeout=60).content
+            for b, s in bodies
+        ]
     assert together == alone
 
 
@@ -113,7 +123,10 @@ def test_grayscale_rgba_and_16_bit_inputs(server: LiveServer) -> None:
 
 def test_models_health_and_metrics(server: LiveServer) -> None:
     models = httpx.get(f"{server.url}/v1/models").json()["models"]
-    assert {(m["name"], m["scale"], m["runtime"]) for m in models} == {("tiny-x2", 2, "onnxruntime"), ("tiny-x4", 4, "onnxruntime")}
+    assert {(m["name"], m["scale"], m["runtime"]) for m in models} == {
+        ("tiny-x2", 2, "onnxruntime"),
+        ("tiny-x4", 4, "onnxruntime"),
+    }
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "alive"}
     assert httpx.get(f"{server.url}/readyz").status_code == 200
     httpx.post(f"{server.url}/v1/superres", content=png_bytes(np.zeros((8, 8, 3), np.uint8)))
