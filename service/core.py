@@ -4,8 +4,10 @@ the codec thread pool, and the server's readiness."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
@@ -13,7 +15,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from service import metrics
-from service.errors import ModelNotFound, NotReady, Unprocessable
+from service.errors import Cancelled, DeadlineExceeded, ModelNotFound, NotReady, ServiceError, Unprocessable
 from service.repository.config import LoadedConfig, ModelConfig
 from service.repository.loader import scan_repository
 from service.runtimes.base import ExecutionSlot, Runtime, SlotPlacement
@@ -161,6 +163,39 @@ class ServingCore:
     def new_ticket(self, timeout_s: float | None) -> RequestTicket:
         budget = self.settings.default_deadline_s if timeout_s is None else timeout_s
         return RequestTicket(deadline=asyncio.get_running_loop().time() + budget)
+
+    @contextlib.asynccontextmanager
+    async def request_scope(self, served: ServedModel, timeout_s: float | None) -> AsyncIterator[RequestTicket]:
+        """One client request for `served`, the same for every front end.
+
+        Admits it (or raises `Overloaded`), bounds it by its deadline (`DeadlineExceeded` when it
+        passes), and counts it in the metrics by outcome. The ticket it yields carries the
+        deadline and the cancellation flag that the front end sets when its client goes away.
+        """
+        started = time.perf_counter()
+        status = 200
+        try:
+            with served.scheduler.admit():
+                ticket = self.new_ticket(timeout_s)
+                async with asyncio.timeout_at(ticket.deadline):
+                    yield ticket
+        except (TimeoutError, DeadlineExceeded):
+            status = 504
+            metrics.DROPPED.labels(served.name, "deadline").inc()
+            raise DeadlineExceeded("the request's deadline passed before it was answered") from None
+        except Cancelled:
+            status = 499
+            metrics.DROPPED.labels(served.name, "client_gone").inc()
+            raise
+        except ServiceError as exc:
+            status = exc.http_status
+            raise
+        except BaseException:
+            status = 500
+            raise
+        finally:
+            metrics.REQUESTS.labels(served.name, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(served.name).observe(time.perf_counter() - started)
 
     async def offload(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run CPU work (codecs, stitching) on the codec pool, off the event loop."""

@@ -8,9 +8,10 @@ import numpy as np
 
 from service.core import ServedModel, ServingCore
 from service.errors import PayloadTooLarge, Unprocessable
-from service.media.images import DecodedImage, upscale_alpha
+from service.media.images import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode, probe, upscale_alpha
 from service.pipelines.tiling import cut, plan_tiles, stitch
 from service.scheduling.records import BatchTiming, RequestTicket
+from service.timing import StageTimer
 
 
 @dataclass
@@ -58,3 +59,34 @@ async def upscale(
     if image.alpha is not None:
         alpha = await core.offload(upscale_alpha, image.alpha, image.width * scale, image.height * scale)
     return Upscaled(DecodedImage(np.asarray(rgb), alpha, image.grayscale, image.source_bit_depth), timing)
+
+
+@dataclass
+class EncodedImage:
+    """An answer ready to send: the bytes, their media type, and the stage timings."""
+
+    data: bytes
+    content_type: str
+    timer: StageTimer
+
+
+async def superres_bytes(
+    core: ServingCore,
+    served: ServedModel,
+    data: bytes,
+    options: EncodeOptions,
+    tile: int | None,
+    ticket: RequestTicket,
+    timer: StageTimer,
+) -> EncodedImage:
+    """Encoded image in, encoded image out: what every front end calls for one superres request."""
+    with timer.measure("decode"):
+        header = probe(data, core.settings.limits.max_input_pixels)
+        image = await core.offload(decode, data, header)
+    result = await upscale(core, served, image, tile, ticket)
+    timer.add("queue", result.timing.queue_s)
+    timer.add("compute", result.timing.compute_s)
+    with timer.measure("encode"):
+        out = result.image
+        body = await core.offload(encode, out.rgb, out.alpha, out.grayscale, options)
+    return EncodedImage(body, CONTENT_TYPES[options.format], timer)

@@ -1,4 +1,4 @@
-"""The `Server-Timing` header: where a request's time went."""
+"""Stage timings of one request: where its time went (rendered as `Server-Timing` over HTTP)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class ServerTiming:
-    """Named durations in milliseconds, rendered as a `Server-Timing` header."""
+class StageTimer:
+    """Named durations in milliseconds, in the order they were first recorded."""
 
     def __init__(self) -> None:
         self._entries: dict[str, float] = {}
@@ -25,6 +25,9 @@ class ServerTiming:
         finally:
             self.add(name, time.perf_counter() - start)
 
-    def header(self) -> str:
-        entries = dict(self._entries, total=(time.perf_counter() - self._started) * 1000.0)
-        return ", ".join(f"{name};dur={ms:.2f}" for name, ms in entries.items())
+    def milliseconds(self) -> dict[str, float]:
+        """Every stage plus `total` (time since the timer was made)."""
+        return dict(self._entries, total=(time.perf_counter() - self._started) * 1000.0)
+
+    def server_timing_header(self) -> str:
+        return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.milliseconds().items())
