@@ -45,7 +45,9 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_server(repository: Path, log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> LiveServer:
+def start_server(
+    repository: Path, log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 120.0
+) -> LiveServer:
     """Start a server on `repository` and wait until /readyz answers 200."""
     port = free_port()
     environment = dict(os.environ)
@@ -60,7 +62,9 @@ def start_server(repository: Path, log_path: Path, env: dict[str, str] | None = 
     )
     environment.update(env or {})
     log_file = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
+    )
     server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, repository)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

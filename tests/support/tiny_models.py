@@ -11,7 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 11; the newest onnx writes 14
 
 
-def _conv(name: str, x: str, out: str, cin: int, cout: int, rng: np.random.Generator) -> tuple[onnx.NodeProto, list[onnx.TensorProto]]:
+def _conv(
+    name: str, x: str, out: str, cin: int, cout: int, rng: np.random.Generator
+) -> tuple[onnx.NodeProto, list[onnx.TensorProto]]:
     weight = (rng.standard_normal((cout, cin, 3, 3)) * (0.5 / (cin * 3))).astype(np.float32)
     bias = np.zeros(cout, np.float32)
     inits = [numpy_helper.from_array(weight, f"{name}_w"), numpy_helper.from_array(bias, f"{name}_b")]

@@ -213,7 +213,9 @@ def test_idle_batcher_retires_and_a_new_put_restarts_it() -> None:
         loop = asyncio.get_running_loop()
         retired: list[DynamicBatcher] = []
         batcher = DynamicBatcher(
-            BatchPolicy(2, max_queue_delay_s=0.0, idle_timeout_s=0.05), await _pool(GatedSlot()), on_retire=retired.append
+            BatchPolicy(2, max_queue_delay_s=0.0, idle_timeout_s=0.05),
+            await _pool(GatedSlot()),
+            on_retire=retired.append,
         )
         first = _item(loop, 1)
         batcher.put(first)

@@ -53,7 +53,9 @@ def test_duplicate_names_and_unknown_selection(tmp_path: Path) -> None:
         scan_repository(tmp_path, ["nope"])
     copy = tmp_path / "copy"
     copy.mkdir()
-    (copy / "model.toml").write_text((tmp_path / "a-x2" / "model.toml").read_text().replace('"model.onnx"', '"../a-x2/model.onnx"'))
+    (copy / "model.toml").write_text(
+        (tmp_path / "a-x2" / "model.toml").read_text().replace('"model.onnx"', '"../a-x2/model.onnx"')
+    )
     with pytest.raises(ConfigError, match="used twice"):
         scan_repository(tmp_path)
 
