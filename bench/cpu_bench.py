@@ -62,7 +62,9 @@ def raw_onnxruntime(model_dir: Path, images: list[np.ndarray], duration: float) 
     config = loaded.config
     tiling = config.tiling
     tiles = [
-        cut(img, t, tiling.size_multiple) for img in images for t in plan_tiles(*img.shape[:2], tiling.tile_size, tiling.overlap)
+        cut(img, t, tiling.size_multiple)
+        for img in images
+        for t in plan_tiles(*img.shape[:2], tiling.tile_size, tiling.overlap)
     ]
     by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
     for tile in tiles:
@@ -85,10 +87,16 @@ def raw_onnxruntime(model_dir: Path, images: list[np.ndarray], duration: float) 
             done_tiles += feed.shape[0]
     elapsed = time.perf_counter() - started
     per_image = len(tiles) / len(images)
-    return {"tiles_per_s": done_tiles / elapsed, "images_per_s": done_tiles / per_image / elapsed, "tiles_per_image": per_image}
+    return {
+        "tiles_per_s": done_tiles / elapsed,
+        "images_per_s": done_tiles / per_image / elapsed,
+        "tiles_per_image": per_image,
+    }
 
 
-async def closed_loop(url: str, bodies: list[bytes], concurrency: int, duration: float, params: dict[str, str]) -> dict[str, float]:
+async def closed_loop(
+    url: str, bodies: list[bytes], concurrency: int, duration: float, params: dict[str, str]
+) -> dict[str, float]:
     """`concurrency` clients each sending the next image as soon as the last answer arrived."""
     latencies: list[float] = []
     errors = 0
@@ -101,7 +109,9 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, duration:
             body = bodies[i % len(bodies)]
             i += concurrency
             sent = time.perf_counter()
-            response = await http.post(f"{url}/v1/superres", params=params, content=body, headers={"content-type": "image/png"})
+            response = await http.post(
+                f"{url}/v1/superres", params=params, content=body, headers={"content-type": "image/png"}
+            )
             if response.status_code == 200:
                 latencies.append(time.perf_counter() - sent)
             else:
@@ -138,10 +148,13 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, onnxruntime {ort.__version__}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}, onnxruntime {ort.__version__}"
 
 
-def write_tables(out: Path, model: str, meta: dict[str, object], raw: dict[str, float], runs: list[dict[str, float]]) -> Path:
+def write_tables(
+    out: Path, model: str, meta: dict[str, object], raw: dict[str, float], runs: list[dict[str, float]]
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"cpu_{model}.json").write_text(json.dumps({"meta": meta, "raw": raw, "service": runs}, indent=2))
     lines = [
@@ -185,7 +198,9 @@ def main() -> None:
     raw = raw_onnxruntime(args.repository / args.model, images, args.duration)
     print(f"raw onnxruntime: {raw['images_per_s']:.2f} images/s ({raw['tiles_per_s']:.1f} tiles/s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(args.repository, Path(tmp) / "server.log", env={"FILTERS_MODELS": json.dumps([args.model])})
+        server = start_server(
+            args.repository, Path(tmp) / "server.log", env={"FILTERS_MODELS": json.dumps([args.model])}
+        )
         try:
             params = {"model": args.model, "format": args.format}
             asyncio.run(closed_loop(server.url, bodies, 2, 3.0, params))  # warm-up

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -12,20 +13,26 @@ from service.core import ServingCore
 from service.errors import ConfigError
 from service.http.app import create_app
 from service.lifecycle import DrainingServer, InFlightCounter
+from service.security.request_id import logging_config
+from service.security.tls import uvicorn_ssl_options
 from service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service", description="Serve the model repository over HTTP.")
+    parser = argparse.ArgumentParser(
+        prog="python -m service", description="Serve the model repository over HTTP and gRPC."
+    )
     parser.add_argument("--host", help="bind address (FILTERS_HOST)")
     parser.add_argument("--port", type=int, help="HTTP port (FILTERS_PORT)")
+    parser.add_argument("--grpc-port", type=int, help="gRPC port (FILTERS_GRPC_PORT)")
     parser.add_argument("--model-repository", help="model repository folder (FILTERS_MODEL_REPOSITORY)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(logging_config(settings.log_level))
     try:
         app = create_app(settings)
+        ssl_options: dict[str, Any] = uvicorn_ssl_options(settings.tls)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
+        log_config=logging_config(settings.log_level),
+        **ssl_options,
     )
     core: ServingCore = app.state.core
     server = DrainingServer(config, core.state, counter, settings.drain_timeout_s, settings.drain_announce_s)

@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-import numpy as np
-
 from service import metrics
 from service.errors import Cancelled, DeadlineExceeded, ModelNotFound, NotReady, ServiceError, Unprocessable
-from service.repository.config import LoadedConfig, ModelConfig
+from service.pipelines.warmup import warmup_inputs
+from service.repository.config import LoadedConfig, ModelConfig, Task
 from service.repository.loader import scan_repository
 from service.runtimes.base import ExecutionSlot, Runtime, SlotPlacement
+from service.runtimes.fault_injection import with_fault_injection
 from service.runtimes.registry import choose_runtime
 from service.scheduling.batcher import BatchPolicy
 from service.scheduling.records import RequestTicket
@@ -92,7 +92,7 @@ class ServingCore:
 
         def factory(index: int) -> ExecutionSlot:
             placement = SlotPlacement(devices[index % len(devices)], index, threads)
-            return runtime.create_slot(loaded, placement)
+            return with_fault_injection(runtime.create_slot(loaded, placement), self.settings.fault_injection)
 
         def observe(size: int, seconds: float) -> None:
             metrics.BATCH_SIZE.labels(config.name).observe(size)
@@ -106,12 +106,8 @@ class ServingCore:
 
     @staticmethod
     def _warmup(config: ModelConfig) -> Callable[[ExecutionSlot], None]:
-        side = config.tiling.tile_size
-
         def run(slot: ExecutionSlot) -> None:
-            rng = np.random.default_rng(0)
-            batch = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
-            slot.infer([batch for _ in config.inputs])
+            slot.infer(warmup_inputs(config))  # shaped per task: tile, detector input, frame pair + t
 
         return run
 
@@ -159,6 +155,20 @@ class ServingCore:
             raise ModelNotFound(f"no superres model with scale {scale} is loaded; loaded scales: {scales}")
         matching.sort(key=lambda m: (not (m.config.superres and m.config.superres.default), m.name))
         return matching[0]
+
+    def task_model(self, task: Task, name: str | None) -> ServedModel:
+        """The model a request for `task` asks for by name; without a name, the first loaded model of
+        that task by name (`superres_model` picks by scale instead)."""
+        self.require_ready()
+        if name is not None:
+            served = self.model(name)
+            if served.config.task != task:
+                raise Unprocessable(f"model '{name}' is a {served.config.task} model, not {task}")
+            return served
+        names = sorted(m.name for m in self.models.values() if m.config.task == task)
+        if not names:
+            raise ModelNotFound(f"no {task} model is loaded; loaded models: {sorted(self.models)}")
+        return self.models[names[0]]
 
     def new_ticket(self, timeout_s: float | None) -> RequestTicket:
         budget = self.settings.default_deadline_s if timeout_s is None else timeout_s

@@ -52,6 +52,22 @@ class ModelNotFound(ServiceError):
     code = "model_not_found"
 
 
+class NotFound(ServiceError):
+    """No such resource (an asynchronous job that does not exist or has expired)."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    """The resource is not in a state that allows this (the result of a job that failed)."""
+
+    http_status = 409
+    grpc_code = "FAILED_PRECONDITION"
+    code = "conflict"
+
+
 class Unprocessable(ServiceError):
     """Well-formed but not servable as asked (wrong task for the model, say)."""
 
@@ -70,6 +86,20 @@ class Overloaded(ServiceError):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(Overloaded):
+    """This client sent more requests than its rate limit allows; retry after `retry_after_s`."""
+
+    code = "rate_limited"
+
+
+class Unauthenticated(ServiceError):
+    """No API key or bearer token, or one this server does not accept."""
+
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+    code = "unauthenticated"
 
 
 class DeadlineExceeded(ServiceError):
@@ -110,6 +140,14 @@ class UnrecoverableError(ServiceError):
     http_status = 503
     grpc_code = "UNAVAILABLE"
     code = "worker_failed"
+
+
+class Unimplemented(ServiceError):
+    """A task or protocol feature this server does not offer (yet)."""
+
+    http_status = 501
+    grpc_code = "UNIMPLEMENTED"
+    code = "not_implemented"
 
 
 class ConfigError(Exception):

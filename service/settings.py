@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.repository.config import RuntimeName
+from service.security.settings import AuthSettings, RateLimitSettings, TlsSettings
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "engines"
 
@@ -28,6 +29,42 @@ class Limits(BaseModel):
     max_output_pixels: int = Field(
         16384 * 16384, ge=1, description="Largest output image, width x height (413 beyond)."
     )
+
+
+class VideoSettings(BaseModel):
+    """Video uploads: where they are spooled, their limits, and the frame pipeline (docs/video.md)."""
+
+    max_upload_bytes: int = Field(
+        4 * 2**30, ge=1024, description="Largest video upload, streamed to the spool folder (413 beyond)."
+    )
+    max_duration_s: float = Field(4 * 3600.0, gt=0, description="Longest video accepted, in seconds (413 beyond).")
+    max_frames: int = Field(1_000_000, ge=1, description="Most video frames accepted in one video (413 beyond).")
+    max_pixels: int = Field(
+        4096 * 2160, ge=1, description="Largest video frame, width x height, before filtering (413 beyond)."
+    )
+    spool_dir: Path | None = Field(None, description="Folder for uploads and job results; default: the system temp.")
+    frames_in_flight: int = Field(
+        8, ge=1, le=256, description="Frames of one video between decoder and encoder at once (memory bound)."
+    )
+    default_deadline_s: float = Field(
+        3600.0, gt=0, le=86400, description="Deadline of a streamed video request without X-Request-Timeout."
+    )
+    hardware_codecs: bool = Field(
+        True, description="Use NVDEC decoding and NVENC encoding when the GPU and FFmpeg build have them."
+    )
+    encoder_segments: int = Field(
+        1, ge=1, le=16, description="Encoders run in parallel on consecutive GOPs (1: one encoder; see docs/video.md)."
+    )
+    max_batch_frames: int = Field(64, ge=1, le=4096, description="Most frames in one frame-batch request.")
+
+
+class JobSettings(BaseModel):
+    """Asynchronous video jobs: how many, how long they and their results live."""
+
+    max_jobs: int = Field(16, ge=1, description="Jobs held at once, any state (429 beyond until one expires).")
+    max_running: int = Field(2, ge=1, description="Jobs processed at once; the others wait queued.")
+    ttl_s: float = Field(3600.0, gt=0, description="How long a finished job and its result are kept.")
+    timeout_s: float = Field(6 * 3600.0, gt=0, description="Longest a job may run before it fails.")
 
 
 def _default_preference() -> list[RuntimeName]:
@@ -46,6 +83,9 @@ class Settings(BaseSettings):
     runtime_preference: list[RuntimeName] = Field(
         default_factory=_default_preference,
         description="Runtimes to try for each model, best first; unavailable ones are skipped with a log line.",
+    )
+    engine_cache_dir: Path | None = Field(
+        None, description="TensorRT engine cache folder; default: .engines/ in each model's folder."
     )
     default_deadline_s: float = Field(
         60.0, gt=0, le=3600, description="Deadline of a request without an X-Request-Timeout header."
@@ -66,5 +106,24 @@ class Settings(BaseSettings):
         0.0, ge=0, le=300, description="After SIGTERM, shortest time readiness answers 503 before exiting."
     )
     warmup: bool = Field(True, description="Run each execution slot once before reporting ready.")
+    gpu_encode: bool = Field(
+        True,
+        description="Encode JPEG (nvJPEG) and filter PNG rows on the GPU when the model runs there.",
+    )
+    grpc_port: int = Field(8001, ge=0, le=65535, description="gRPC port, same address as HTTP (0 picks a free one).")
+    grpc_max_message_bytes: int = Field(
+        128 * 2**20, ge=2**20, le=2**31 - 1, description="Largest gRPC message received or sent (both ways)."
+    )
+    grpc_stream_window: int = Field(
+        8, ge=1, le=256, description="Most frames of one gRPC stream read ahead of the results its client took."
+    )
     limits: Limits = Limits()
+    video: VideoSettings = VideoSettings()
+    jobs: JobSettings = JobSettings()
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    auth: AuthSettings = AuthSettings()
+    tls: TlsSettings = TlsSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    fault_injection: bool = Field(
+        False, description="Test only: slots fail on magic inputs (docs/reliability.md); never set in production."
+    )

@@ -2,6 +2,7 @@
 
     python -m service.bench --url http://127.0.0.1:8000 --images photos/ --format jpeg \
         --concurrency 1 16 64 --duration 20 --out bench/results --name superres_jpeg
+    python -m service.bench --protocol http grpc --grpc-target 127.0.0.1:8001 --images photos/ ...
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 
 from service.bench.loadgen import RunResult, closed_loop
 from service.bench.report import machine_description, markdown_table, write_report
-from service.bench.targets import http_superres
+from service.bench.targets import grpc_channel, grpc_superres, http_superres
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=int, help="upscale factor")
     parser.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format")
     parser.add_argument("--quality", type=int, help="JPEG/WebP quality or PNG level")
+    parser.add_argument("--png-filter", choices=["up", "sub", "none", "paeth", "adaptive"], help="PNG row filter")
+    parser.add_argument("--protocol", nargs="+", choices=["http", "grpc"], default=["http"], help="targets, in order")
+    parser.add_argument("--grpc-target", default="127.0.0.1:8001", help="host:port of the server's gRPC API")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrency levels")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
@@ -46,21 +50,25 @@ def _bodies(path: Path) -> list[bytes]:
 
 async def _sweep(args: argparse.Namespace, bodies: list[bytes]) -> list[RunResult]:
     params = {"format": args.format}
-    for key in ("model", "scale", "quality"):
+    for key in ("model", "scale", "quality", "png_filter"):
         if getattr(args, key) is not None:
             params[key] = str(getattr(args, key))
     biggest = max(args.concurrency)
     limits = httpx.Limits(max_connections=biggest, max_keepalive_connections=biggest)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        send = http_superres(client, args.url, bodies, params, "application/octet-stream")
-        if args.warmup > 0:
-            await closed_loop("warmup", send, min(biggest, 4), args.warmup)
-        results = []
-        for concurrency in args.concurrency:
-            result = await closed_loop(f"http {args.format}", send, concurrency, args.duration)
-            print(markdown_table([result]).splitlines()[-1], flush=True)
-            results.append(result)
-        return results
+    results = []
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client, grpc_channel(args.grpc_target) as channel:
+        for protocol in args.protocol:
+            if protocol == "grpc":
+                send = grpc_superres(channel, bodies, params)
+            else:
+                send = http_superres(client, args.url, bodies, params, "application/octet-stream")
+            if args.warmup > 0:
+                await closed_loop("warmup", send, min(biggest, 4), args.warmup)
+            for concurrency in args.concurrency:
+                result = await closed_loop(f"{protocol} {args.format}", send, concurrency, args.duration)
+                print(markdown_table([result]).splitlines()[-1], flush=True)
+                results.append(result)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

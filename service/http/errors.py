@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import errors
+from service.security.redact import redact_paths
+from service.security.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,12 @@ ERROR_SCHEMA = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    """The JSON error shape; file paths redacted, the request ID attached (also on unhandled 500s)."""
+    request_id = current_request_id()
+    if request_id != "-":
+        headers = {**(headers or {}), "X-Request-ID": request_id}
+    body = {"error": {"code": code, "message": redact_paths(message)}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def service_error_response(exc: errors.ServiceError) -> JSONResponse:

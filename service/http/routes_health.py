@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.core import ServingCore
+from service.security.redact import redact_paths
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
         reason = "loading models"
     else:
         reason = "restarting a broken execution slot"
-    return JSONResponse({"status": "unready", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "unready", "reason": redact_paths(reason)}, status_code=503)
 
 
 @router.get("/metrics")

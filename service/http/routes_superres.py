@@ -11,8 +11,10 @@ from service.errors import Unprocessable
 from service.http.body import read_image_body
 from service.http.disconnect import cancel_on_disconnect
 from service.http.errors import ERROR_SCHEMA
-from service.media.images import CONTENT_TYPES, EncodeOptions
+from service.http.routes_video import serve_video, sniff_video, with_video_openapi
+from service.media.images import CONTENT_TYPES, EncodeOptions, PngFilter
 from service.pipelines.superres import superres_bytes
+from service.pipelines.video import superres_video
 from service.timing import StageTimer
 
 router = APIRouter(tags=["superres"])
@@ -49,7 +51,14 @@ _OK: dict[int | str, dict[str, Any]] = {
 OutputFormatQuery = Annotated[Literal["png", "jpeg", "webp"], Query(description="Output image format.")]
 QualityQuery = Annotated[
     int | None,
-    Query(ge=0, le=100, description="JPEG/WebP quality 1-100 (default 90); PNG zlib level 0-9 (default 1)."),
+    Query(ge=0, le=100, description="JPEG/WebP quality 1-100 (default 90); PNG deflate level 0-9 (default 1)."),
+]
+PngFilterQuery = Annotated[
+    PngFilter,
+    Query(
+        description="PNG row filter: up (default), sub or none (fast: ISA-L deflate, on the GPU's output where it "
+        "runs); paeth or adaptive (libpng: a little smaller, several times slower)."
+    ),
 ]
 TimeoutHeader = Annotated[
     float | None, Header(gt=0, le=3600, description="Seconds until the answer is useless (default from settings).")
@@ -61,22 +70,30 @@ def get_core(request: Request) -> ServingCore:
     return core
 
 
-def encode_options(fmt: Literal["png", "jpeg", "webp"], quality: int | None) -> EncodeOptions:
+def encode_options(
+    fmt: Literal["png", "jpeg", "webp"], quality: int | None, png_filter: PngFilter = "up"
+) -> EncodeOptions:
     """Validate the output format's quality knob."""
     if quality is not None and fmt == "png" and quality > 9:
         raise Unprocessable(f"for png, 'quality' is the zlib level 0-9, got {quality}")
     if quality is not None and fmt != "png" and quality < 1:
         raise Unprocessable(f"for {fmt}, 'quality' is 1-100, got {quality}")
-    return EncodeOptions(fmt, quality)
+    return EncodeOptions(fmt, quality, png_filter)
 
 
-@router.post("/v1/superres", responses={**_OK, **IMAGE_ERRORS}, openapi_extra=IMAGE_BODY, response_class=Response)
+@router.post(
+    "/v1/superres",
+    responses={**_OK, **IMAGE_ERRORS},
+    openapi_extra=with_video_openapi(IMAGE_BODY),
+    response_class=Response,
+)
 async def superres(
     request: Request,
     scale: Annotated[int | None, Query(ge=1, le=16, description="Upscale factor; picks among loaded models.")] = None,
     model: Annotated[str | None, Query(description="Model name (see GET /v1/models); overrides scale.")] = None,
     format: OutputFormatQuery = "png",
     quality: QualityQuery = None,
+    png_filter: PngFilterQuery = "up",
     tile: Annotated[
         int | None, Query(ge=8, le=4096, description="Tile side in input pixels (tuning; default from the model).")
     ] = None,
@@ -85,7 +102,10 @@ async def superres(
     """Upscale one image. Tiles of all concurrent requests are batched together."""
     core = get_core(request)
     served = core.superres_model(scale, model)
-    options = encode_options(format, quality)
+    request, is_video = await sniff_video(request)
+    if is_video:  # a video: streamed back filtered, or a job (docs/video.md)
+        return await serve_video(request, superres_video(core, served, tile), x_request_timeout)
+    options = encode_options(format, quality, png_filter)
     timer = StageTimer()
     async with core.request_scope(served, x_request_timeout) as ticket:
         with timer.measure("receive"):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from service.core import ServedModel, ServingCore
 from service.errors import PayloadTooLarge, Unprocessable
+from service.media import device
 from service.media.images import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode, probe, upscale_alpha
-from service.pipelines.tiling import cut, plan_tiles, stitch
+from service.pipelines.tiling import Tile, cut, plan_tiles, stitch, stitch_into, whole_image
 from service.scheduling.records import BatchTiming, RequestTicket
 from service.timing import StageTimer
 
@@ -37,10 +40,10 @@ def tile_size_for(served: ServedModel, override: int | None) -> int:
     return override
 
 
-async def upscale(
-    core: ServingCore, served: ServedModel, image: DecodedImage, tile: int | None, ticket: RequestTicket
-) -> Upscaled:
-    """Run `image` through the superres model `served`, in tiles batched with other requests."""
+def _tiled_items(
+    core: ServingCore, served: ServedModel, image: DecodedImage, tile: int | None
+) -> tuple[list[Tile], list[tuple[np.ndarray, ...]]]:
+    """Check the output size against the limit; the tiles of `image` and their pixels."""
     scale = served.config.scale
     out_pixels = image.width * image.height * scale * scale
     if out_pixels > core.settings.limits.max_output_pixels:
@@ -52,7 +55,15 @@ async def upscale(
     side = tile_size_for(served, tile)
     tiles = plan_tiles(image.height, image.width, side, tiling.overlap)
     fixed = side if tiling.fixed_shape else None
-    items = [(cut(image.rgb, t, tiling.size_multiple, fixed),) for t in tiles]
+    return tiles, [(cut(image.rgb, t, tiling.size_multiple, fixed),) for t in tiles]
+
+
+async def upscale(
+    core: ServingCore, served: ServedModel, image: DecodedImage, tile: int | None, ticket: RequestTicket
+) -> Upscaled:
+    """Run `image` through the superres model `served`, in tiles batched with other requests."""
+    scale = served.config.scale
+    tiles, items = _tiled_items(core, served, image, tile)
     results, timing = await served.scheduler.run(items, ticket)
     rgb = await core.offload(stitch, [r[0] for r in results], tiles, image.height, image.width, scale)
     alpha = None
@@ -83,10 +94,70 @@ async def superres_bytes(
     with timer.measure("decode"):
         header = probe(data, core.settings.limits.max_input_pixels)
         image = await core.offload(decode, data, header)
+    body = await upscale_encoded(core, served, image, options, tile, ticket, timer)
+    return EncodedImage(body, CONTENT_TYPES[options.format], timer)
+
+
+async def upscale_encoded(
+    core: ServingCore,
+    served: ServedModel,
+    image: DecodedImage,
+    options: EncodeOptions,
+    tile: int | None,
+    ticket: RequestTicket,
+    timer: StageTimer,
+) -> bytes:
+    """Decoded image in, encoded answer out (`queue`, `compute` and `encode` go to `timer`).
+
+    Where the model runs on the GPU and the format has an encoder there, the tiles stay on the
+    device, are stitched and encoded there, and only the encoded bytes are downloaded
+    (`service/media/device.py`); otherwise the pixels come to the host and the codec pool encodes.
+    """
+    if await _encode_on_device(core, served, image, options):
+        tiles, items = _tiled_items(core, served, image, tile)
+        results, timing = await served.scheduler.run(items, ticket, on_device=True)
+        timer.add("queue", timing.queue_s)
+        timer.add("compute", timing.compute_s)
+        args = ([r[0] for r in results], tiles, image.height, image.width, served.config.scale, options)
+        with timer.measure("encode"):
+            return await core.offload(stitch_and_encode, *args)
     result = await upscale(core, served, image, tile, ticket)
     timer.add("queue", result.timing.queue_s)
     timer.add("compute", result.timing.compute_s)
     with timer.measure("encode"):
         out = result.image
-        body = await core.offload(encode, out.rgb, out.alpha, out.grayscale, options)
-    return EncodedImage(body, CONTENT_TYPES[options.format], timer)
+        return await core.offload(encode, out.rgb, out.alpha, out.grayscale, options)
+
+
+async def _encode_on_device(
+    core: ServingCore, served: ServedModel, image: DecodedImage, options: EncodeOptions
+) -> bool:
+    """Whether this answer is encoded on the GPU: plain RGB, a GPU model, a format with a GPU encoder."""
+    if not (core.settings.gpu_encode and image.alpha is None and not image.grayscale):
+        return False
+    if not (served.scheduler.pool.outputs_on_device and device.device_encodable(options)):
+        return False
+    if options.format == "jpeg" and not device.nvjpeg_known():
+        await core.offload(device.nvjpeg_problem)  # once: the probe touches the GPU
+    return options.format != "jpeg" or device.nvjpeg_problem() is None
+
+
+def stitch_and_encode(
+    outputs: Sequence[Any], tiles: Sequence[Tile], height: int, width: int, scale: int, options: EncodeOptions
+) -> bytes:
+    """Tile outputs -> encoded image: on the device for device tensors, on the host for numpy arrays
+    (from a slot that could not keep its outputs on the device)."""
+    if isinstance(outputs[0], np.ndarray):
+        return encode(stitch(outputs, tiles, height, width, scale), None, False, options)
+    return device.encode_on_device(stitch_on_device(outputs, tiles, height, width, scale), options)
+
+
+def stitch_on_device(outputs: Sequence[Any], tiles: Sequence[Tile], height: int, width: int, scale: int) -> Any:
+    """`tiling.stitch` for torch tensors, on their device (the only tile's output when it is the image)."""
+    import torch
+
+    if whole_image(outputs, tiles, height, width, scale):
+        return outputs[0]
+    first = outputs[0]
+    result = torch.empty((height * scale, width * scale, *first.shape[2:]), dtype=first.dtype, device=first.device)
+    return stitch_into(result, outputs, tiles, scale)

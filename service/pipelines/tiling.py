@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+
+ArrayLike = Any  # a numpy array or a torch tensor: anything with .shape and 2-D slicing
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,23 @@ def cut(image: np.ndarray, tile: Tile, multiple: int = 1, fixed: int | None = No
 
 
 def stitch(outputs: Sequence[np.ndarray], tiles: Sequence[Tile], height: int, width: int, scale: int) -> np.ndarray:
-    """Assemble the kept part of every tile's output into one image `scale` times the input."""
+    """Assemble the kept part of every tile's output into one image `scale` times the input (one
+    tile that is the whole image is returned as it is: no copy)."""
+    if whole_image(outputs, tiles, height, width, scale):
+        return outputs[0]
     channels = outputs[0].shape[2:]
     result = np.empty((height * scale, width * scale, *channels), dtype=outputs[0].dtype)
+    stitch_into(result, outputs, tiles, scale)
+    return result
+
+
+def whole_image(outputs: Sequence[ArrayLike], tiles: Sequence[Tile], height: int, width: int, scale: int) -> bool:
+    """True when the only tile's output is exactly the result (no padding, nothing to cut)."""
+    return len(tiles) == 1 and tuple(outputs[0].shape[:2]) == (height * scale, width * scale)
+
+
+def stitch_into(result: ArrayLike, outputs: Sequence[ArrayLike], tiles: Sequence[Tile], scale: int) -> ArrayLike:
+    """Copy the kept part of every tile's output into `result` (numpy arrays or torch tensors alike)."""
     for out, tile in zip(outputs, tiles, strict=True):
         r0, r1 = tile.rows.keep_start * scale, tile.rows.keep_end * scale
         c0, c1 = tile.cols.keep_start * scale, tile.cols.keep_end * scale

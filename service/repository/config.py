@@ -11,13 +11,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.repository.gpu import GpuOptions
+from service.repository.tasks import Detection, Interpolation, Style, check_task_tensors
+
 Task = Literal["superres", "style", "detect", "interpolate"]
-RuntimeName = Literal["tensorrt", "torch", "onnxruntime"]
+RuntimeName = Literal["tensorrt", "torch", "onnxruntime", "classical"]
 FileKind = Literal["onnx", "tensorrt", "torch"]
 Layout = Literal["NCHW", "NHWC"]
 DType = Literal["float32", "float16", "uint8"]
 ChannelOrder = Literal["RGB", "BGR"]
 Precision = Literal["fp32", "fp16"]
+TensorKind = Literal["image", "tensor"]
 
 
 class _Strict(BaseModel):
@@ -25,7 +29,9 @@ class _Strict(BaseModel):
 
 
 class ImageTensor(_Strict):
-    """An image tensor as the model sees it; the service converts uint8 RGB pixels to and from it."""
+    """A model input or output. `kind = "image"` (the default): the service converts uint8 RGB pixels
+    to and from it as described by the other fields. `kind = "tensor"`: a plain array (detection
+    outputs, an interpolation time step) passed through unconverted, cast to `dtype` on input."""
 
     name: str = Field(min_length=1, description="Tensor name in the model file.")
     layout: Layout = Field("NCHW", description="Memory layout of the batch.")
@@ -34,6 +40,7 @@ class ImageTensor(_Strict):
         (0.0, 1.0), description="Values that pixel 0 and pixel 255 map to (linear in between)."
     )
     channel_order: ChannelOrder = Field("RGB", description="Order of the colour channels.")
+    kind: TensorKind = Field("image", description="image: pixels converted as above; tensor: passed through.")
 
 
 class ModelFiles(_Strict):
@@ -42,11 +49,12 @@ class ModelFiles(_Strict):
     onnx: str | None = Field(None, description="ONNX file: the source for every runtime.")
     tensorrt: str | None = Field(None, description="Prebuilt TensorRT plan (else built from ONNX).")
     torch: str | None = Field(None, description="TorchScript/ExportedProgram file for the torch runtime.")
+    builtin: str | None = Field(None, description="A built-in algorithm instead of a file ('dis-flow': classical).")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ModelFiles:
-        if not (self.onnx or self.tensorrt or self.torch):
-            raise ValueError("name at least one model file (onnx, tensorrt or torch)")
+        if not (self.onnx or self.tensorrt or self.torch or self.builtin):
+            raise ValueError("name at least one model file (onnx, tensorrt or torch) or a builtin algorithm")
         return self
 
 
@@ -107,9 +115,13 @@ class ModelConfig(_Strict):
     inputs: list[ImageTensor] = Field(min_length=1, description="Model inputs, in order.")
     outputs: list[ImageTensor] = Field(min_length=1, description="Model outputs, in order.")
     superres: SuperResolution | None = None
+    detect: Detection | None = None
+    style: Style | None = None
+    interpolate: Interpolation | None = None
     tiling: Tiling = Tiling()
     batching: Batching = Batching()
     instances: Instances = Instances()
+    gpu: GpuOptions = GpuOptions()
     runtimes: list[RuntimeName] | None = Field(
         None, description="Runtimes this model may use, best first; default: the server's preference."
     )
@@ -118,6 +130,15 @@ class ModelConfig(_Strict):
     def _task_section(self) -> ModelConfig:
         if self.task == "superres" and self.superres is None:
             raise ValueError("task 'superres' needs a [superres] section with 'scale'")
+        sections = {"detect": self.detect, "style": self.style, "interpolate": self.interpolate}
+        if self.task in sections and sections[self.task] is None:
+            raise ValueError(f"task '{self.task}' needs a [{self.task}] section (see docs/filters.md)")
+        check_task_tensors(self.task, self.inputs, self.outputs, self.detect, self.interpolate)
+        if self.gpu.batch_sizes and max(self.gpu.batch_sizes) < self.batching.max_batch_size:
+            raise ValueError(
+                f"gpu.batch_sizes {self.gpu.batch_sizes} must include a size >= batching.max_batch_size "
+                f"({self.batching.max_batch_size})"
+            )
         return self
 
     @property

@@ -38,6 +38,9 @@ def load_model_config(path: Path) -> LoadedConfig:
             continue  # a plan may be built at start from the ONNX file
         if relative and not (folder / relative).is_file():
             raise ConfigError(f"{path}: field 'files.{runtime}': file '{relative}' does not exist in {folder}")
+    labels = config.detect.labels_file if config.detect else None
+    if labels and not (folder / labels).is_file():
+        raise ConfigError(f"{path}: field 'detect.labels_file': file '{labels}' does not exist in {folder}")
     return LoadedConfig(config=config, folder=folder)
 
 

@@ -7,14 +7,17 @@ at once and needs no locking of its own.
 
 Image tensors cross the contract as uint8 NHWC RGB batches; converting them to what the model
 wants (layout, dtype, value range, channel order) is the slot's job, so GPU runtimes can move
-uint8 over the bus and normalise on the device.
+uint8 over the bus and normalise on the device. Inputs and outputs declared `kind = "tensor"`
+(detection heads, an interpolation time step) are plain arrays with the batch axis first: an
+input is only cast to its declared dtype, an output is returned as the model produced it (as a
+numpy array on the host).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,9 +43,11 @@ class ExecutionSlot(Protocol):
         ...
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run one batch. `inputs`: one uint8 NHWC RGB array per model input, equal batch sizes.
+        """Run one batch. `inputs`: one array per model input, equal batch sizes: uint8 NHWC RGB for
+        `kind = "image"` inputs, the plain array (batch axis first) for `kind = "tensor"` inputs.
 
-        Returns one uint8 NHWC RGB array per model output with the same batch size.
+        Returns one array per model output with the same batch size: uint8 NHWC RGB for image
+        outputs, the model's own array (e.g. float32 [N, anchors, 85]) for tensor outputs.
         Raises `UnrecoverableError` when the slot itself is broken, any other exception for a
         failure of this batch only.
         """
@@ -50,6 +55,32 @@ class ExecutionSlot(Protocol):
 
     def close(self) -> None:
         """Release the session, stream and buffers."""
+        ...
+
+
+@runtime_checkable
+class DeviceOutputSlot(ExecutionSlot, Protocol):
+    """Optional capability of GPU slots: outputs left on the device, for encoders that run there.
+
+    The worker pool calls it for batches whose items asked for it (`WorkItem.on_device`); any
+    other slot answers those with `infer`, so callers must accept numpy arrays as well.
+    """
+
+    def infer_on_device(self, inputs: Sequence[np.ndarray]) -> list[Any]:
+        """`infer`, except that the outputs are tensors on the slot's device (torch, uint8 NHWC RGB
+        for image outputs), finished (the slot's stream is synchronised: any stream may read them)
+        and owned by the caller (never overwritten by a later batch)."""
+        ...
+
+
+@runtime_checkable
+class PinnedInputSlot(ExecutionSlot, Protocol):
+    """Optional capability of GPU slots: the worker pool stacks a batch into the slot's own
+    page-locked staging memory, so the upload needs no second host copy."""
+
+    def input_buffer(self, index: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """A host array of `shape`/`dtype` in the staging memory of input `index`; valid until the
+        next call for that input (the same thread calls `infer` with it in between)."""
         ...
 
 

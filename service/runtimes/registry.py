@@ -10,6 +10,8 @@ from service.errors import ConfigError
 from service.repository.config import LoadedConfig, RuntimeName
 from service.runtimes.base import Runtime
 from service.runtimes.onnxruntime_cpu import OnnxRuntimeCpu
+from service.runtimes.tensorrt.runtime import TensorRTRuntime
+from service.runtimes.torch_cuda.runtime import TorchCudaRuntime
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +21,26 @@ def _onnxruntime() -> Runtime:
 
 
 def _tensorrt() -> Runtime | None:
-    return None  # the TensorRT runtime lands with the GPU runtimes
+    from service.settings import Settings  # the engine cache folder is a server setting (FILTERS_ENGINE_CACHE_DIR)
+
+    return TensorRTRuntime(Settings().engine_cache_dir)
 
 
 def _torch() -> Runtime | None:
-    return None  # the PyTorch-CUDA runtime lands with the GPU runtimes
+    return TorchCudaRuntime()
+
+
+def _classical() -> Runtime:
+    from service.runtimes.classical_interpolation import ClassicalInterpolation
+
+    return ClassicalInterpolation()
 
 
 FACTORIES: dict[RuntimeName, Callable[[], Runtime | None]] = {
     "tensorrt": _tensorrt,
     "torch": _torch,
     "onnxruntime": _onnxruntime,
+    "classical": _classical,
 }
 
 

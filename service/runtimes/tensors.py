@@ -1,4 +1,8 @@
-"""uint8 NHWC RGB pixels to and from a model's image tensors, on the CPU with numpy."""
+"""uint8 NHWC RGB pixels to and from a model's image tensors, on the CPU with numpy.
+
+Tensors of `kind = "tensor"` (detection outputs, an interpolation time step) are not pixels: they
+pass through unconverted (inputs are only cast to the declared dtype).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8
 
 
 def pixels_to_tensor(batch: np.ndarray, spec: ImageTensor) -> np.ndarray:
-    """uint8 NHWC RGB batch -> the contiguous tensor `spec` describes."""
+    """uint8 NHWC RGB batch -> the contiguous tensor `spec` describes (a plain tensor: cast only)."""
+    if spec.kind == "tensor":
+        return np.ascontiguousarray(batch, dtype=_NUMPY_DTYPES[spec.dtype])
     x = batch[..., ::-1] if spec.channel_order == "BGR" else batch
     if spec.layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
@@ -24,7 +30,9 @@ def pixels_to_tensor(batch: np.ndarray, spec: ImageTensor) -> np.ndarray:
 
 
 def tensor_to_pixels(tensor: np.ndarray, spec: ImageTensor) -> np.ndarray:
-    """The model's output tensor -> uint8 NHWC RGB batch (clipped and rounded)."""
+    """The model's output tensor -> uint8 NHWC RGB batch (clipped and rounded); a plain tensor as is."""
+    if spec.kind == "tensor":
+        return np.ascontiguousarray(tensor)
     x = tensor.transpose(0, 2, 3, 1) if spec.layout == "NCHW" else tensor
     if spec.channel_order == "BGR":
         x = x[..., ::-1]

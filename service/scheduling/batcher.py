@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ class DynamicBatcher:
         self._queue.append(item)
         self._arrived.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._serve())
+            # An empty context: the loop outlives the request that started it and serves others
+            # (log lines of batches must not carry that first request's ID).
+            self._task = asyncio.get_running_loop().create_task(self._serve(), context=contextvars.Context())
 
     async def close(self) -> None:
         """Stop the loop; queued items are answered `Cancelled`."""

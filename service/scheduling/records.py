@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+# What a work item's future answers: one output per model output, batch axis removed. Numpy
+# arrays, except for items run `on_device`, whose image outputs stay on the GPU (torch tensors).
+ItemResult = tuple[Any, ...]
 
 
 @dataclass(eq=False)
@@ -30,14 +35,16 @@ class WorkItem:
 
     inputs: tuple[np.ndarray, ...]
     ticket: RequestTicket
-    future: asyncio.Future[tuple[np.ndarray, ...]]
+    future: asyncio.Future[ItemResult]
     enqueued_at: float  # loop clock
     started_at: float | None = None  # perf_counter clock, set when its batch starts
     finished_at: float | None = None  # perf_counter clock
+    on_device: bool = False  # keep image outputs on the slot's device (`DeviceOutputSlot`) if it can
 
     @property
-    def shape_key(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(a.shape for a in self.inputs)
+    def shape_key(self) -> tuple[object, ...]:
+        """Items batch together only with items of the same input shapes and output placement."""
+        return (*(a.shape for a in self.inputs), self.on_device)
 
 
 @dataclass

@@ -12,10 +12,10 @@ import numpy as np
 from service import metrics
 from service.errors import DeadlineExceeded, Overloaded
 from service.scheduling.batcher import BatchPolicy, DynamicBatcher
-from service.scheduling.records import BatchTiming, RequestTicket, WorkItem
+from service.scheduling.records import BatchTiming, ItemResult, RequestTicket, WorkItem
 from service.workers.pool import SlotPool
 
-ShapeKey = tuple[tuple[int, ...], ...]
+ShapeKey = tuple[object, ...]
 
 
 class ModelScheduler:
@@ -57,16 +57,18 @@ class ModelScheduler:
             self._in_flight_gauge.dec()
 
     async def run(
-        self, items: Sequence[tuple[np.ndarray, ...]], ticket: RequestTicket
-    ) -> tuple[list[tuple[np.ndarray, ...]], BatchTiming]:
+        self, items: Sequence[tuple[np.ndarray, ...]], ticket: RequestTicket, on_device: bool = False
+    ) -> tuple[list[ItemResult], BatchTiming]:
         """Run every item of one request; results in the items' order.
 
         If any item fails, the request's other items are dropped and the first error is raised.
+        With `on_device`, image outputs come back as device tensors from slots that can keep them
+        there (`DeviceOutputSlot`), as numpy arrays from any other slot.
         """
         loop = asyncio.get_running_loop()
         timing = BatchTiming(submitted_at=time.perf_counter())
         now = loop.time()
-        work = [WorkItem(inputs, ticket, loop.create_future(), now) for inputs in items]
+        work = [WorkItem(inputs, ticket, loop.create_future(), now, on_device=on_device) for inputs in items]
         for item in work:
             self._batcher(item).put(item)
         self._depth.inc(len(work))
@@ -112,6 +114,6 @@ def _drop(work: list[WorkItem]) -> None:
         item.future.cancel()
 
 
-def _retrieve(future: asyncio.Future[tuple[np.ndarray, ...]]) -> None:
+def _retrieve(future: asyncio.Future[ItemResult]) -> None:
     if not future.cancelled():
         future.exception()

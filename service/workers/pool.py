@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from service.errors import InferenceFailed, ServiceError, UnrecoverableError
-from service.runtimes.base import ExecutionSlot
-from service.scheduling.records import WorkItem
+from service.runtimes.base import DeviceOutputSlot, ExecutionSlot, PinnedInputSlot
+from service.scheduling.records import ItemResult, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,34 @@ class SlotWorker:
     thread: ThreadPoolExecutor
 
 
-def run_batch(slot: ExecutionSlot, items: Sequence[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, ...]]:
-    """Stack items into a batch, run it, and split the outputs back per item (on the slot thread)."""
-    stacked = [np.stack(column) for column in zip(*items, strict=True)]
-    outputs = slot.infer(stacked)
+def run_batch(
+    slot: ExecutionSlot, items: Sequence[tuple[np.ndarray, ...]], on_device: bool = False
+) -> list[ItemResult]:
+    """Stack items into a batch, run it, and split the outputs back per item (on the slot thread).
+
+    One item is not copied (a batch-of-one view). A slot with staging memory of its own
+    (`PinnedInputSlot`) gets the items stacked straight into it: one host copy from the decoded
+    image to what the GPU reads. With `on_device`, a `DeviceOutputSlot` keeps the outputs on the
+    device and the items get device tensors.
+    """
+    stacked = [_stack(slot, index, column) for index, column in enumerate(zip(*items, strict=True))]
+    if on_device and isinstance(slot, DeviceOutputSlot):
+        outputs: list[Any] = slot.infer_on_device(stacked)
+    else:
+        outputs = slot.infer(stacked)
     for out in outputs:
         if out.shape[0] != len(items):
             raise InferenceFailed(f"the model returned {out.shape[0]} results for a batch of {len(items)}")
     return [tuple(out[i] for out in outputs) for i in range(len(items))]
+
+
+def _stack(slot: ExecutionSlot, index: int, column: tuple[np.ndarray, ...]) -> np.ndarray:
+    if len(column) == 1:
+        return column[0][np.newaxis]
+    shape = (len(column), *column[0].shape)
+    if isinstance(slot, PinnedInputSlot) and all(a.shape == column[0].shape for a in column):
+        return np.stack(column, out=slot.input_buffer(index, shape, column[0].dtype))
+    return np.stack(column)
 
 
 class SlotPool:
@@ -63,6 +84,11 @@ class SlotPool:
     @property
     def healthy(self) -> bool:
         return self._restarting == 0 and len(self._workers) == self._count
+
+    @property
+    def outputs_on_device(self) -> bool:
+        """Whether every slot can keep its outputs on its device (`DeviceOutputSlot`)."""
+        return bool(self._workers) and all(isinstance(w.slot, DeviceOutputSlot) for w in self._workers)
 
     @property
     def descriptions(self) -> list[str]:
@@ -101,7 +127,8 @@ class SlotPool:
                 started = time.perf_counter()
                 for item in live:
                     item.started_at = started
-                results = await loop.run_in_executor(worker.thread, run_batch, worker.slot, [i.inputs for i in live])
+                inputs = [i.inputs for i in live]
+                results = await loop.run_in_executor(worker.thread, run_batch, worker.slot, inputs, live[0].on_device)
                 finished = time.perf_counter()
                 self._observe(len(live), finished - started)
                 for item, result in zip(live, results, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     repository: Path
+    grpc_port: int = 0
+
+    @property
+    def grpc_target(self) -> str:
+        """`host:port` of the server's gRPC API (and Open Inference Protocol over gRPC)."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -46,15 +53,27 @@ class LiveServer:
 
 
 def start_server(
-    repository: Path, log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 120.0
+    repository: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    tls: ssl.SSLContext | None = None,
 ) -> LiveServer:
-    """Start a server on `repository` and wait until /readyz answers 200."""
+    """Start a server on `repository` and wait until /readyz answers 200.
+
+    With `tls` (a client context trusting the server's certificate; the server's own TLS settings
+    go in `env`) the server is reached over https.
+    """
     port = free_port()
+    grpc_port = free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
     environment = dict(os.environ)
     environment.update(
         {
             "FILTERS_HOST": "127.0.0.1",
             "FILTERS_PORT": str(port),
+            "FILTERS_GRPC_PORT": str(grpc_port),
             "FILTERS_MODEL_REPOSITORY": str(repository),
             "FILTERS_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
@@ -65,13 +84,16 @@ def start_server(
     process = subprocess.Popen(
         [sys.executable, "-m", "service"], cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
     )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path, repository)
+    scheme = "https" if tls else "http"
+    server = LiveServer(
+        f"{scheme}://127.0.0.1:{port}", process, log_path, repository, int(environment["FILTERS_GRPC_PORT"])
+    )
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1.0).status_code == 200:
+            if httpx.get(f"{server.url}/readyz", timeout=1.0, verify=tls or True).status_code == 200:
                 return server
         except httpx.TransportError:
             pass

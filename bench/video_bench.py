@@ -1,0 +1,383 @@
+"""Video benchmark: frames/s end to end through the service against the encoder alone, one run.
+
+    python bench/video_bench.py --weights .device/realesr-animevideov3.pth \
+        --source .video_bench/big_buck_bunny.mp4 --frames 480 --out $OUT
+    python bench/video_bench.py --cpu-smoke --source ../shared/data/video/big_buck_bunny.mp4 --out /tmp/vb
+
+- input: the first `--frames` frames of `--source`, resized to 960x540 and encoded as H.264
+  (crf 16), with the source's audio for the same span.
+- end to end: the real server (`python -m service`, torch runtime, Real-ESRGAN compact x4
+  imported with engines.tooling.realesrgan, one 960x540 tile per frame) answers
+  `POST /v1/superres` with the 3840x2160 H.264 video; frames/s = frames / (last byte - request
+  start), upload, probe, decode, model, conversions, encode and streaming included. Once with one
+  encoder, once with `FILTERS_VIDEO__ENCODER_SEGMENTS` encoders on consecutive GOPs.
+- encoder alone: the end-to-end output decoded back to 4:2:0 frames in memory (the same pixels),
+  then encoded by libx264 with the same settings (preset, crf 23, 2-second GOPs, frame threads on
+  every core): the figure the pipeline is compared with; and the same with parallel segments.
+
+`--cpu-smoke` runs it all tiny on the CPU (a test-built ONNX x4 model on onnxruntime) to check the
+script before it spends device time. Writes <out>/video_bench.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import httpx
+from av.video.codeccontext import VideoCodecContext
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.media.video_segments import SegmentEncoders  # noqa: E402
+from tests.support.live_server import free_port  # noqa: E402
+
+NAME = "realesr-animevideov3"
+PRESETS = ("ultrafast", "veryfast")
+CRF = 23
+STARTED = time.monotonic()
+
+
+def make_input(source: Path, out: Path, frames: int, size: tuple[int, int]) -> dict[str, Any]:
+    """`frames` frames of `source` resized to `size` (w, h), H.264 crf 16, with the audio of that span."""
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        video_in = src.streams.video[0]
+        rate = video_in.average_rate or Fraction(24)
+        video = dst.add_stream("libx264", rate=rate, options={"crf": "16", "preset": "fast"})
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        audio_in = src.streams.audio[0] if src.streams.audio else None
+        audio = dst.add_stream_from_template(audio_in) if audio_in is not None else None
+        end_s, count = frames / float(rate), 0
+        for packet in src.demux(*(s for s in (video_in, audio_in) if s is not None)):
+            if packet.stream is audio_in and audio is not None:
+                if packet.pts is not None and packet.size and float(packet.pts * packet.time_base) < end_s:
+                    packet.stream = audio
+                    dst.mux(packet)
+                continue
+            for frame in packet.decode():
+                if count < frames:
+                    rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_CUBIC)
+                    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    new.pts, count = count, count + 1
+                    new.time_base = Fraction(1) / rate
+                    dst.mux(video.encode(new))
+        dst.mux(video.encode(None))
+    return {"frames": count, "size": f"{size[0]}x{size[1]}", "fps": float(rate), "bytes": out.stat().st_size}
+
+
+def model_repository(args: argparse.Namespace, work: Path, frame: tuple[int, int]) -> Path:
+    """One superres x4 model whose single tile is a whole frame (no tiling overhead)."""
+    from engines.tooling.model_entry import SuperResEntry, render_model_toml
+
+    folder = work / "repository" / NAME
+    if args.cpu_smoke:
+        from tests.support.tiny_models import make_sr_onnx
+
+        make_sr_onnx(folder / "model.onnx", 4)
+        radius = 2
+    else:
+        from engines.tooling.realesrgan import import_realesrgan
+
+        import_realesrgan(args.weights, folder, NAME)
+        radius = _receptive_radius(folder)
+    entry = SuperResEntry(NAME, "x4 for the video benchmark", 4, radius, tile_size=max(frame), max_batch_size=8)
+    text = render_model_toml(entry).replace("max_queued_requests = 64", "max_queued_requests = 512")
+    text += f"\n[gpu]\nshapes = [[{frame[1]}, {frame[0]}]]\nbatch_sizes = [1, 2, 4, 8]\n"
+    (folder / "model.toml").write_text(text)
+    return folder.parent
+
+
+def _receptive_radius(folder: Path) -> int:
+    match = re.search(r"receptive-field radius (\d+)", (folder / "model.toml").read_text())
+    return int(match[1]) if match else 24
+
+
+class Server:
+    """`python -m service` on a loopback port with the given environment."""
+
+    def __init__(self, repository: Path, log_path: Path, env: dict[str, str], timeout_s: float = 240) -> None:
+        port = free_port()
+        environment = dict(os.environ) | env | {
+            "FILTERS_HOST": "127.0.0.1", "FILTERS_PORT": str(port), "FILTERS_GRPC_PORT": str(free_port()),
+            "FILTERS_MODEL_REPOSITORY": str(repository), "FILTERS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
+        self.url, self.log_path = f"http://127.0.0.1:{port}", log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"server not ready: {log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class GpuSampler:
+    """Mean GPU utilisation (nvidia-smi) while a run lasts; None without nvidia-smi."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+        while not self._stop.wait(0.25):
+            try:
+                self.values.append(float(subprocess.run(query, capture_output=True, text=True).stdout.split()[0]))
+            except (OSError, ValueError, IndexError):
+                return
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return round(sum(self.values) / len(self.values), 1) if self.values else None
+
+
+def end_to_end(server: Server, clip: Path, preset: str, frames: int, keep: Path | None) -> dict[str, Any]:
+    """POST the clip, read the streamed answer; frames/s from request start to last byte."""
+    gpu = GpuSampler()
+    started = time.perf_counter()
+    first, size = None, 0
+    sink = keep.open("wb") if keep else io.BytesIO()
+    with httpx.Client(timeout=600, trust_env=False) as client, sink:
+        params = {"preset": preset, "crf": str(CRF)}
+        headers = {"Content-Type": "video/mp4"}
+        with client.stream("POST", f"{server.url}/v1/superres", params=params, content=clip.read_bytes(),
+                           headers=headers) as answer:  # fmt: skip
+            answer.raise_for_status()
+            for chunk in answer.iter_raw():
+                first = first if first is not None else time.perf_counter() - started
+                size += len(chunk)
+                sink.write(chunk)
+    seconds = time.perf_counter() - started
+    row = {"preset": preset, "frames": frames, "seconds": round(seconds, 2), "fps": round(frames / seconds, 1)}
+    row.update(first_byte_s=round(first or 0.0, 2), bytes=size, gpu_util_pct=gpu.stop())
+    return row
+
+
+def decoded_frames(path: Path, limit: int) -> tuple[list[av.VideoFrame], dict[str, Any]]:
+    """The output video's frames as 4:2:0 frames in memory, and what it is."""
+    frames: list[av.VideoFrame] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(frame.reformat(format="yuv420p"))
+            if len(frames) >= limit:
+                break
+        info = {"frames": len(frames), "size": f"{frames[0].width}x{frames[0].height}", "codec": stream.codec.name}
+    return frames, info
+
+
+def _context(preset: str, frame: av.VideoFrame, rate: Fraction, threads: int) -> VideoCodecContext:
+    ctx = av.CodecContext.create("libx264", "w")
+    assert isinstance(ctx, VideoCodecContext)
+    ctx.width, ctx.height, ctx.pix_fmt = frame.width, frame.height, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1) / rate, rate
+    ctx.gop_size = round(float(rate) * 2)
+    ctx.options = {"preset": preset, "crf": str(CRF)}
+    ctx.thread_count, ctx.thread_type = threads, "AUTO"
+    ctx.flags |= av.codec.context.Flags.global_header
+    ctx.open()
+    return ctx
+
+
+def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segments: int) -> dict[str, Any]:
+    """libx264 on frames already in memory: one encoder on every core, or `segments` in parallel."""
+    for index, frame in enumerate(frames):
+        frame.pts, frame.time_base = index, Fraction(1) / rate
+    cores = os.cpu_count() or 1
+    started = time.perf_counter()
+    if segments == 1:
+        ctx = _context(preset, frames[0], rate, 0)
+        size = sum(p.size for f in frames for p in ctx.encode(f)) + sum(p.size for p in ctx.encode(None))
+    else:
+        encoders = SegmentEncoders(
+            lambda: _context(preset, frames[0], rate, max(1, cores // segments)), segments, round(float(rate) * 2)
+        )
+        size = sum(p.size for f in frames for p in encoders.submit(f)) + sum(p.size for p in encoders.finish())
+    seconds = time.perf_counter() - started
+    return {"preset": preset, "encoders": segments, "frames": len(frames), "seconds": round(seconds, 2),
+            "fps": round(len(frames) / seconds, 1), "bytes": size}  # fmt: skip
+
+
+def meta(args: argparse.Namespace) -> dict[str, Any]:
+    gpu = "none"
+    try:
+        query = ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
+        gpu = subprocess.run(query, capture_output=True, text=True, timeout=20).stdout.strip() or "none"
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "host": platform.node(), "gpu": gpu,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "pyav": av.__version__,
+        "ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])), "command": " ".join(sys.argv),
+    }  # fmt: skip
+
+
+def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="video-bench-"))
+    size = (160, 90) if args.cpu_smoke else (960, 540)
+    result: dict[str, Any] = {"meta": meta(args), "e2e": [], "encoder": [], "skipped": []}
+    clip, warm = work / "input.mp4", work / "warm.mp4"
+    result["input"] = make_input(args.source, clip, args.frames, size)
+    make_input(args.source, warm, min(48, args.frames), size)
+    frames = result["input"]["frames"]
+    repository = model_repository(args, work, size)
+    keep = work / "output.mp4"
+    for segments in (1, args.segments):
+        serve(args, repository, segments, (clip, warm, keep), result, save)
+    rate = Fraction(result["input"]["fps"]).limit_denominator(1001)
+    decoded, result["output"] = decoded_frames(keep, frames)
+    for segments in (1, args.segments):
+        for preset in PRESETS:
+            if time.monotonic() - STARTED > args.budget_s:
+                result["skipped"].append(f"encoder alone {preset} x{segments}: over the time budget")
+                continue
+            result["encoder"].append(encoder_alone(decoded, preset, rate, segments))
+            print(result["encoder"][-1], flush=True)
+            save(result)
+    return result
+
+
+def serve(
+    args: argparse.Namespace,
+    repository: Path,
+    segments: int,
+    clips: tuple[Path, Path, Path],
+    result: dict[str, Any],
+    save: Callable[[dict[str, Any]], None],
+) -> None:
+    """One server (with `segments` encoders per video): a warm-up request, then each preset."""
+    clip, warm, keep = clips
+    runtime = '["onnxruntime"]' if args.cpu_smoke else '["torch","onnxruntime"]'
+    env = {"FILTERS_RUNTIME_PREFERENCE": runtime, "FILTERS_VIDEO__ENCODER_SEGMENTS": str(segments),
+           "FILTERS_VIDEO__FRAMES_IN_FLIGHT": str(args.frames_in_flight)}  # fmt: skip
+    log = args.out / f"server-{segments}.log"
+    server = Server(repository, log, env)
+    try:
+        result["models"] = httpx.get(f"{server.url}/v1/models", trust_env=False).json()["models"]
+        try:
+            end_to_end(server, warm, "ultrafast", 0, None)  # warm-up: first request, allocator, caches
+        except httpx.HTTPError as exc:  # insurance for the one device run: retry without NVDEC/NVENC
+            result["skipped"].append(f"hardware codecs failed ({exc!r}); rerun with FILTERS_VIDEO__HARDWARE_CODECS=0")
+            server.stop()
+            server = Server(repository, log, env | {"FILTERS_VIDEO__HARDWARE_CODECS": "0"})
+            end_to_end(server, warm, "ultrafast", 0, None)
+        for preset in PRESETS:
+            if time.monotonic() - STARTED > args.budget_s:
+                result["skipped"].append(f"end to end {preset} x{segments}: over the time budget")
+                continue
+            kept = keep if segments == 1 and preset == "ultrafast" else None
+            row = end_to_end(server, clip, preset, result["input"]["frames"], kept)
+            row["encoders"] = segments
+            print(row, flush=True)
+            result["e2e"].append(row)
+            save(result)
+    finally:
+        server.stop()
+        result[f"server_log_{segments}"] = _log_lines(log)
+
+
+def _log_lines(path: Path) -> list[str]:
+    """What the server said about its decoder, encoder and runtime."""
+    wanted = re.compile(r"NVDEC|nvenc|video (de|en)cod|ready on|runtime")
+    return [line.split(": ", 1)[-1] for line in path.read_text(errors="replace").splitlines() if wanted.search(line)]
+
+
+def render(result: dict[str, Any]) -> str:
+    m = result["meta"]
+    models = ", ".join(f"{x['name']} on {x['runtime']} {x['slots']}" for x in result.get("models", []))
+    alone = {(r["preset"], r["encoders"]): r["fps"] for r in result["encoder"]}
+    lines = [
+        "# Video benchmark: 960x540 -> 3840x2160 (x4), end to end vs the encoder alone", "",
+        f"- command: `{m['command']}`", f"- machine: {m['gpu']}; {m['cpus']} CPUs; host {m['host']}",
+        f"- date: {m['date']}; Python {m['python']}, PyAV {m['pyav']} (libavcodec {m['ffmpeg']})",
+        f"- input: {result['input']}; output: {result.get('output')}",
+        f"- model: {models}",
+        f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core", "",
+        "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s | GPU util % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in result["e2e"]:
+        ratio = r["fps"] / alone[(r["preset"], 1)] * 100 if alone.get((r["preset"], 1)) else float("nan")
+        lines.append(f"| end to end | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} | {r['fps']} "
+                     f"| {ratio:.0f}% | {r['first_byte_s']} | {r['gpu_util_pct']} |")  # fmt: skip
+    for r in result["encoder"]:
+        ratio = r["fps"] / alone[(r["preset"], 1)] * 100
+        lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
+                     f"| {r['fps']} | {ratio:.0f}% | | |")  # fmt: skip
+    lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
+    for key in sorted(k for k in result if k.startswith("server_log")):
+        lines += ["", f"Server log ({key}):", "", *[f"    {line}" for line in result[key][:12]]]
+    return "\n".join(lines) + "\n"
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", type=Path, default=ROOT / ".device" / "realesr-animevideov3.pth")
+    parser.add_argument("--source", type=Path, required=True, help="a video with audio (big_buck_bunny.mp4)")
+    parser.add_argument("--frames", type=int, default=480)
+    parser.add_argument("--segments", type=int, default=4, help="parallel encoders for the stretch runs")
+    parser.add_argument("--frames-in-flight", type=int, default=16)
+    parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny, on the CPU: check the script")
+    args = parser.parse_args()
+    if args.cpu_smoke:
+        args.frames = min(args.frames, 24)
+    return args
+
+
+def main() -> int:
+    args = parse()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save(result: dict[str, Any]) -> None:
+        (args.out / "video_bench.json").write_text(json.dumps(result, indent=1, default=str))
+        (args.out / "video_bench.md").write_text(render(result))
+
+    result = run(args, save)
+    save(result)
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

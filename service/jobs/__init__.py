@@ -1,0 +1,1 @@
+"""Asynchronous video jobs: create, poll progress, stream or fetch the result, cancel."""

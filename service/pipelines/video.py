@@ -1,0 +1,352 @@
+"""The video pipeline, for any image-to-image filter: decode -> filter each frame -> encode -> bytes.
+
+    reader thread          event loop (pump task)                 writer thread
+    demux + decode  --->   frame -> RGB -> frame_filter -> YUV   --->  encode + mux  ---> chunks
+    (copied packets pass through in file order)
+
+Every arrow is a bounded `Channel`, and at most `frames_in_flight` frames are between the
+reader and the writer, so memory stays flat however long the video is. Frames are filtered
+concurrently (tiles of consecutive frames batch together in the model's scheduler) and handed to
+the encoder in their original order. The RGB conversions run on the core's codec pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from prometheus_client import Counter, Gauge
+
+from service.core import ServedModel, ServingCore
+from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
+from service.media.images import DecodedImage
+from service.media.video import CopiedPacket, SourceFrame, VideoProbe, frame_to_rgb, probe_video, read_video
+from service.media.video_encode import (
+    VideoEncodeOptions,
+    VideoWriter,
+    check_copyable,
+    output_color,
+    rgb_to_frame,
+    validate_options,
+)
+from service.pipelines.bridge import Channel, ChannelClosed, Worker
+from service.pipelines.superres import upscale
+from service.scheduling.records import RequestTicket
+
+log = logging.getLogger(__name__)
+
+FrameFilter = Callable[[np.ndarray], Awaitable[np.ndarray]]
+"""One video frame through a filter: HxWx3 uint8 RGB in, HxWx3 uint8 RGB out (any size, the
+same for every frame of a video)."""
+Progress = Callable[[int], None]
+
+FRAMES_IN_FLIGHT = Gauge("filters_video_frames_in_flight", "Video frames between decoder and encoder")
+VIDEO_FRAMES = Counter("filters_video_frames_total", "Video frames filtered and handed to the encoder")
+_OUTPUT_CHUNKS = 16
+
+
+@dataclass(frozen=True)
+class _End:
+    """End of a channel's items."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A stage failed: the error travels down the channels to whoever reads the output."""
+
+    error: BaseException
+
+
+END = _End()
+Decoded = SourceFrame | CopiedPacket | _End | _Failure
+ToEncode = av.VideoFrame | CopiedPacket | _End
+Output = bytes | _End | _Failure
+
+
+@dataclass(frozen=True)
+class VideoFilter:
+    """A filter as video requests need it: the model (admission, metrics) and, for a request's
+    ticket, the per-frame filter. Each image-to-image filter makes one (`superres_video`, ...)."""
+
+    served: ServedModel
+    frames: Callable[[RequestTicket], FrameFilter]
+
+
+def superres_video(core: ServingCore, served: ServedModel, tile: int | None) -> VideoFilter:
+    """Superres on video: every frame through the same tiled `upscale()` as an image."""
+    return VideoFilter(served, lambda ticket: superres_frames(core, served, tile, ticket))
+
+
+def superres_frames(core: ServingCore, served: ServedModel, tile: int | None, ticket: RequestTicket) -> FrameFilter:
+    """The superres filter for video frames: the same tiled `upscale()` as for images."""
+
+    async def run(rgb: np.ndarray) -> np.ndarray:
+        result = await upscale(core, served, DecodedImage(rgb, None, False, 8), tile, ticket)
+        return result.image.rgb
+
+    return run
+
+
+async def filter_video(
+    core: ServingCore,
+    frame_filter: FrameFilter,
+    source_path: Path,
+    options: VideoEncodeOptions,
+    ticket: RequestTicket,
+    *,
+    probe: VideoProbe | None = None,
+    progress: Progress | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """Filter every frame of the video at `source_path`; yield the encoded output as it is muxed.
+
+    The front ends' one entry point for video (HTTP streaming and jobs, gRPC streaming).
+    - `frame_filter` is called once per frame, up to `settings.video.frames_in_flight` at once;
+      its results are encoded in frame order. Audio and subtitle streams are copied unchanged.
+    - `options`: codec, container and rate control of the output. `probe`: the upload's probe if
+      the caller already made one (else it is made here, and its errors raise before any bytes).
+    - `ticket`: the request's deadline and cancellation; this generator sets `cancelled` when it
+      stops early, so the frames' queued tiles are dropped. `progress(n)` is told the number of
+      frames handed to the encoder so far.
+    - Errors are `ServiceError`s, raised from the next iteration: before the first chunk they
+      can still become a status; after it, the caller must make the failure visible (HTTP
+      aborts the connection). Closing the generator early stops every stage and its threads:
+      a caller that may stop reading early must close it (`async with contextlib.aclosing(...)`),
+      or the pipeline runs on until the garbage collector finalises the generator.
+    Chunks are pieces of a fragmented MP4 (or live Matroska/WebM) in file order.
+    """
+    validate_options(options)
+    if probe is None:
+        probe = await core.offload(probe_video, source_path, core.settings.video)
+    check_copyable(probe, options)
+    run = _VideoRun(core, frame_filter, source_path, probe, options, ticket, progress)
+    try:
+        while True:
+            item = await run.output.get()
+            if isinstance(item, _End):
+                break
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+        run.finished = True
+    finally:
+        await run.stop()
+
+
+class _VideoRun:
+    """The three stages of one video and the channels between them."""
+
+    def __init__(
+        self,
+        core: ServingCore,
+        frame_filter: FrameFilter,
+        source: Path,
+        probe: VideoProbe,
+        options: VideoEncodeOptions,
+        ticket: RequestTicket,
+        progress: Progress | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.window = core.settings.video.frames_in_flight
+        self.core, self.frame_filter, self.source, self.probe = core, frame_filter, source, probe
+        self.options, self.ticket, self.progress = options, ticket, progress
+        self.decoded: Channel[Decoded] = Channel(loop, self.window)
+        self.to_encode: Channel[ToEncode] = Channel(loop, self.window)
+        self.output: Channel[Output] = Channel(loop, _OUTPUT_CHUNKS)
+        self.finished = False
+        self._color = output_color(probe.color)
+        self._reader = Worker("video-decode", self._read)
+        self._writer = Worker("video-encode", self._write)
+        self._pump = loop.create_task(self._run_pump())
+
+    async def stop(self) -> None:
+        """Stop every stage (at once if it is still running) and wait for the threads to end."""
+        if not self.finished:
+            self.ticket.cancelled = True
+        self._pump.cancel()
+        for channel in (self.decoded, self.to_encode, self.output):
+            channel.close()  # before any await: a thread blocked on a channel leaves at once
+        await asyncio.wait([self._pump])  # its own error, if any, already went down the output channel
+        if not self._pump.cancelled():
+            self._pump.exception()
+        for worker in (self._reader, self._writer):
+            await worker.ended()
+
+    def _read(self) -> None:
+        """Reader thread: decoded frames and copied packets, in file order."""
+        try:
+            for item in read_video(self.source, self.probe, self.core.settings.video):
+                self.decoded.put_blocking(item)
+            self.decoded.put_blocking(END)
+        except ChannelClosed:
+            return
+        except BaseException as exc:
+            with contextlib.suppress(ChannelClosed):
+                self.decoded.put_blocking(_Failure(exc))
+
+    def _write(self) -> None:
+        """Writer thread: encode and mux; the muxer's bytes go to the output channel."""
+        settings = self.core.settings.video
+        writer: VideoWriter | None = None
+        try:
+            writer = VideoWriter(
+                _ChannelSink(self.output),
+                self.source,
+                self.probe,
+                self.options,
+                settings.hardware_codecs,
+                settings.encoder_segments,
+            )
+            while not isinstance(item := self.to_encode.get_blocking(), _End):
+                if isinstance(item, CopiedPacket):
+                    writer.write_packet(item)
+                else:
+                    writer.write_frame(item)
+            writer.close()
+            self.output.put_blocking(END)
+        except ChannelClosed:
+            if writer is not None:
+                writer.abort()
+        except BaseException as exc:
+            if writer is not None:
+                writer.abort()
+            with contextlib.suppress(ChannelClosed):
+                self.output.put_blocking(_Failure(_service_error(exc, "encoding the video failed")))
+
+    async def _run_pump(self) -> None:
+        window = _Window(self.window)
+        try:
+            async with asyncio.timeout_at(self.ticket.deadline):
+                await self._pump_frames(window)
+            await self.to_encode.put(END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.ticket.cancelled = True
+            error = (
+                DeadlineExceeded("the video's deadline passed before it was done")
+                if isinstance(exc, TimeoutError)
+                else _service_error(exc, "filtering the video failed")
+            )
+            await self.output.put(_Failure(error))
+        finally:
+            await window.cancel()
+
+    async def _pump_frames(self, window: _Window) -> None:
+        """Start each decoded frame's filtering; hand results to the writer in order."""
+        while not isinstance(item := await self.decoded.get(), _End):
+            if isinstance(item, _Failure):
+                raise item.error
+            if isinstance(item, SourceFrame):
+                window.add(asyncio.get_running_loop().create_task(self._process(item)))
+            else:
+                window.add(item)
+            await self._forward(window)
+        await self._forward(window, until_empty=True)
+
+    async def _forward(self, window: _Window, until_empty: bool = False) -> None:
+        """Hand the window's finished heads to the writer, waiting for the head while the window
+        is full (or, with `until_empty`, until it is empty)."""
+        while (head := window.head()) is not None:
+            if isinstance(head, asyncio.Task) and not head.done() and not (until_empty or window.full):
+                return
+            item = await window.result(head) if isinstance(head, asyncio.Task) else head
+            window.pop()
+            await self.to_encode.put(item)
+            if isinstance(item, av.VideoFrame):
+                VIDEO_FRAMES.inc()
+                if self.progress is not None:
+                    self.progress(window.forwarded)
+
+    async def _process(self, item: SourceFrame) -> av.VideoFrame:
+        rgb = await self.core.offload(frame_to_rgb, item.frame)
+        filtered = await self.frame_filter(rgb)
+        frame = await self.core.offload(rgb_to_frame, filtered, self._color)
+        frame.pts = item.frame.pts
+        return frame
+
+
+class _Window:
+    """Frames being filtered (and packets waiting behind them), in source order."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: deque[asyncio.Task[av.VideoFrame] | CopiedPacket] = deque()
+        self._frames = 0
+        self.forwarded = 0
+
+    @property
+    def full(self) -> bool:
+        return self._frames >= self._size
+
+    def add(self, item: asyncio.Task[av.VideoFrame] | CopiedPacket) -> None:
+        self._items.append(item)
+        if isinstance(item, asyncio.Task):
+            self._frames += 1
+            FRAMES_IN_FLIGHT.inc()
+
+    def head(self) -> asyncio.Task[av.VideoFrame] | CopiedPacket | None:
+        return self._items[0] if self._items else None
+
+    async def result(self, task: asyncio.Task[av.VideoFrame]) -> av.VideoFrame:
+        """The task's frame. If it was dropped because another frame of the video failed (the
+        failure cancels the request's ticket), that frame's error is raised instead."""
+        try:
+            return await task
+        except Cancelled:
+            for other in self._items:
+                if isinstance(other, asyncio.Task) and other.done() and not other.cancelled():
+                    error = other.exception()
+                    if error is not None and not isinstance(error, Cancelled):
+                        raise error from None
+            raise
+
+    def pop(self) -> None:
+        if isinstance(self._items.popleft(), asyncio.Task):
+            self._frames -= 1
+            self.forwarded += 1
+            FRAMES_IN_FLIGHT.dec()
+
+    async def cancel(self) -> None:
+        """Cancel the frames still being filtered and wait for them to stop.
+
+        The window is emptied before the wait: this runs while the pump is being cancelled,
+        and a second cancellation may cut the wait short."""
+        tasks = [t for t in self._items if isinstance(t, asyncio.Task)]
+        for task in tasks:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+        FRAMES_IN_FLIGHT.dec(self._frames)
+        self._items.clear()
+        self._frames = 0
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _ChannelSink:
+    """The muxer's output (a `ByteSink`): every write becomes a chunk on the output channel."""
+
+    def __init__(self, channel: Channel[Output]) -> None:
+        self._channel = channel
+
+    def write(self, data: bytes) -> int:
+        self._channel.put_blocking(bytes(data))
+        return len(data)
+
+
+def _retrieve(task: asyncio.Task[av.VideoFrame]) -> None:
+    """Mark a dropped frame's error as seen (it is not the error the caller gets)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _service_error(exc: BaseException, what: str) -> ServiceError:
+    if isinstance(exc, ServiceError):
+        return exc
+    log.error("%s", what, exc_info=exc)
+    return InferenceFailed(f"{what}: {exc}")

@@ -1,0 +1,1 @@
+"""Video: upload, streamed filtered video, jobs, frame batches."""

@@ -1,0 +1,207 @@
+"""`filter_video` in plain asyncio with stand-in frame filters: order, the in-flight bound,
+errors and early close stop every stage; the multipart splitter; the channel between loop and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import AsyncIterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.core import ServingCore
+from service.errors import InferenceFailed
+from service.http.uploads import PartRouter
+from service.media.video import sniff_container
+from service.media.video_encode import VideoEncodeOptions
+from service.pipelines.bridge import Channel, ChannelClosed
+from service.pipelines.video import filter_video
+from service.settings import Settings, VideoSettings
+from tests.support.tiny_models import write_sr_entry
+from tests.video.clips import write_clip
+
+WINDOW = 4
+COUNT = 24
+
+
+@pytest.fixture(scope="module")
+def gray_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Frames of one grey level each, 10 apart, so their order can be read back after lossy coding."""
+    frames = [np.full((32, 48, 3), 10 * i, np.uint8) for i in range(COUNT)]
+    return write_clip(tmp_path_factory.mktemp("pipeline") / "gray.mkv", frames)
+
+
+def make_core(tmp_path: Path, encoder_segments: int = 1) -> ServingCore:
+    """A core that is never started: these tests use its settings and codec pool, not its models."""
+    write_sr_entry(tmp_path / "repository", "unused", 2)
+    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, encoder_segments=encoder_segments)
+    return ServingCore(Settings(model_repository=tmp_path / "repository", video=video, codec_threads=2))
+
+
+def video_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("video-")]
+
+
+async def collect(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+def test_frames_come_out_in_order_with_at_most_the_window_in_flight(gray_clip: Path, tmp_path: Path) -> None:
+    core = make_core(tmp_path)
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 0.02, COUNT)  # later frames often finish first
+    state = {"now": 0, "most": 0, "calls": 0}
+
+    async def jittery(rgb: np.ndarray) -> np.ndarray:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        await asyncio.sleep(float(delays[state["calls"] % COUNT]))
+        state["calls"] += 1
+        state["now"] -= 1
+        return rgb
+
+    async def run() -> bytes:
+        ticket = core.new_ticket(60)
+        try:
+            return await collect(filter_video(core, jittery, gray_clip, VideoEncodeOptions(preset="ultrafast"), ticket))
+        finally:
+            await core.stop()
+
+    data = asyncio.run(run())
+    with av.open(io.BytesIO(data)) as container:
+        levels = [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+    assert len(levels) == COUNT
+    assert all(abs(level - 10 * i) < 4 for i, level in enumerate(levels)), levels
+    assert 1 < state["most"] <= WINDOW
+    assert not video_threads()
+
+
+def test_parallel_segment_encoders_make_one_stream_in_order(tmp_path: Path) -> None:
+    count = 130  # 5.2 s at 25 fps: three 2-second segments, on three encoders
+    levels = [(37 * i) % 200 + 20 for i in range(count)]
+    clip = write_clip(tmp_path / "long-gray.mkv", [np.full((32, 48, 3), v, np.uint8) for v in levels])
+    core = make_core(tmp_path, encoder_segments=3)
+
+    async def identity(rgb: np.ndarray) -> np.ndarray:
+        return rgb
+
+    async def run() -> bytes:
+        ticket = core.new_ticket(60)
+        try:
+            return await collect(filter_video(core, identity, clip, VideoEncodeOptions(preset="veryfast"), ticket))
+        finally:
+            await core.stop()
+
+    data = asyncio.run(run())
+    with av.open(io.BytesIO(data)) as container:
+        decoded = [(f.pts * f.time_base, float(f.to_ndarray(format="gray").mean())) for f in container.decode(video=0)]
+    assert [t for t, _ in decoded] == [Fraction(i, 25) for i in range(count)]
+    assert all(abs(got - want) < 4 for (_, got), want in zip(decoded, levels))
+    assert not video_threads()
+
+
+def test_a_failing_frame_stops_every_stage(gray_clip: Path, tmp_path: Path) -> None:
+    core = make_core(tmp_path)
+    seen: list[int] = []
+
+    async def fails_at_ten(rgb: np.ndarray) -> np.ndarray:
+        seen.append(1)
+        if len(seen) == 10:
+            raise InferenceFailed("the runtime failed on frame 10")
+        return rgb
+
+    async def run() -> None:
+        ticket = core.new_ticket(60)
+        with pytest.raises(InferenceFailed, match="frame 10"):
+            await collect(filter_video(core, fails_at_ten, gray_clip, VideoEncodeOptions(preset="ultrafast"), ticket))
+        assert ticket.cancelled  # queued tiles of the other frames are dropped
+        await core.stop()
+
+    asyncio.run(run())
+    assert len(seen) < COUNT and not video_threads()
+
+
+def test_closing_early_stops_the_threads(gray_clip: Path, tmp_path: Path) -> None:
+    core = make_core(tmp_path)
+    options = VideoEncodeOptions(container="mkv", preset="ultrafast")  # Matroska: bytes from the first frame
+
+    async def slow(rgb: np.ndarray) -> np.ndarray:
+        await asyncio.sleep(0.01)
+        return rgb
+
+    async def run() -> None:
+        ticket = core.new_ticket(60)
+        chunks = filter_video(core, slow, gray_clip, options, ticket)
+        assert await anext(chunks)
+        await chunks.aclose()
+        assert ticket.cancelled
+        await core.stop()
+
+    asyncio.run(run())
+    assert not video_threads()
+
+
+def test_container_sniffing() -> None:
+    assert sniff_container(b"\x00\x00\x00\x18ftypmp42") == "mp4"
+    assert sniff_container(b"\x1a\x45\xdf\xa3\x01\x00") == "matroska"
+    assert sniff_container(b"\x89PNG\r\n\x1a\n") is None
+    assert sniff_container(b"") is None
+
+
+def _multipart(parts: list[tuple[str, bytes]], boundary: str) -> bytes:
+    out = b""
+    for name, data in parts:
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="x"\r\n'.encode()
+        out += b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+@given(
+    parts=st.lists(st.tuples(st.sampled_from(["frame", "video", "other"]), st.binary(max_size=300)), max_size=5),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=8),
+)
+def test_multipart_parts_survive_any_chunking(parts: list[tuple[str, bytes]], cuts: list[int]) -> None:
+    body = _multipart(parts, "bOuNdArY42")
+    got: list[tuple[str, bytearray]] = []
+
+    def route(name: str, _: dict[str, str]) -> object:
+        got.append((name, bytearray()))
+        return got[-1][1].extend
+
+    router = PartRouter(b"bOuNdArY42", route)  # type: ignore[arg-type]
+    edges = sorted({0, len(body), *(c % (len(body) + 1) for c in cuts)})
+    for start, end in zip(edges, edges[1:]):
+        router.feed(body[start:end])
+    assert [(n, bytes(d)) for n, d in got] == parts
+
+
+def test_channel_blocks_a_thread_until_there_is_room_and_releases_it_on_close() -> None:
+    async def run() -> list[object]:
+        channel: Channel[int] = Channel(asyncio.get_running_loop(), 2)
+        outcome: list[object] = []
+
+        def producer() -> None:
+            try:
+                for i in range(5):
+                    channel.put_blocking(i)
+                    outcome.append(i)
+            except ChannelClosed:
+                outcome.append("closed")
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        assert await channel.get() == 0 and await channel.get() == 1
+        await asyncio.sleep(0.3)  # the producer fills the channel again and blocks
+        channel.close()
+        await asyncio.to_thread(thread.join)
+        return outcome
+
+    outcome = asyncio.run(run())
+    assert outcome[-1] == "closed" and 2 <= len(outcome) - 1 <= 4
