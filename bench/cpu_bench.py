@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from service.bench.report import machine_description  # noqa: E402
 from service.pipelines.tiling import cut, plan_tiles  # noqa: E402
 from service.repository.loader import scan_repository  # noqa: E402
 from service.runtimes.tensors import pixels_to_tensor  # noqa: E402
@@ -140,16 +140,7 @@ async def closed_loop(
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}, onnxruntime {ort.__version__}"
+    return f"{machine_description()}, onnxruntime {ort.__version__}"
 
 
 def write_tables(

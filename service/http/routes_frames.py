@@ -13,18 +13,21 @@ import asyncio
 import copy
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.core import ServedModel, ServingCore
 from service.errors import ServiceError
 from service.http.disconnect import cancel_on_disconnect
 from service.http.routes_superres import (
     IMAGE_ERRORS,
+    ModelQuery,
     OutputFormatQuery,
     PngFilterQuery,
     QualityQuery,
+    ScaleQuery,
+    TileQuery,
     TimeoutHeader,
     encode_options,
     get_core,
@@ -66,14 +69,12 @@ _OK: dict[int | str, dict[str, Any]] = {
 )
 async def superres_frames(
     request: Request,
-    scale: Annotated[int | None, Query(ge=1, le=16, description="Upscale factor; picks among loaded models.")] = None,
-    model: Annotated[str | None, Query(description="Model name (see GET /v1/models); overrides scale.")] = None,
+    scale: ScaleQuery = None,
+    model: ModelQuery = None,
     format: OutputFormatQuery = "png",
     quality: QualityQuery = None,
     png_filter: PngFilterQuery = "up",
-    tile: Annotated[
-        int | None, Query(ge=8, le=4096, description="Tile side in input pixels (tuning; default from the model).")
-    ] = None,
+    tile: TileQuery = None,
     x_request_timeout: TimeoutHeader = None,
 ) -> Response:
     """Upscale a batch of frames; results in the frames' order."""

@@ -48,6 +48,11 @@ _OK: dict[int | str, dict[str, Any]] = {
     200: {"description": "The upscaled image.", "content": {t: {} for t in CONTENT_TYPES.values()}}
 }
 
+ScaleQuery = Annotated[int | None, Query(ge=1, le=16, description="Upscale factor; picks among loaded models.")]
+ModelQuery = Annotated[str | None, Query(description="Model name (see GET /v1/models); overrides scale.")]
+TileQuery = Annotated[
+    int | None, Query(ge=8, le=4096, description="Tile side in input pixels (tuning; default from the model).")
+]
 OutputFormatQuery = Annotated[Literal["png", "jpeg", "webp"], Query(description="Output image format.")]
 QualityQuery = Annotated[
     int | None,
@@ -89,14 +94,12 @@ def encode_options(
 )
 async def superres(
     request: Request,
-    scale: Annotated[int | None, Query(ge=1, le=16, description="Upscale factor; picks among loaded models.")] = None,
-    model: Annotated[str | None, Query(description="Model name (see GET /v1/models); overrides scale.")] = None,
+    scale: ScaleQuery = None,
+    model: ModelQuery = None,
     format: OutputFormatQuery = "png",
     quality: QualityQuery = None,
     png_filter: PngFilterQuery = "up",
-    tile: Annotated[
-        int | None, Query(ge=8, le=4096, description="Tile side in input pixels (tuning; default from the model).")
-    ] = None,
+    tile: TileQuery = None,
     x_request_timeout: TimeoutHeader = None,
 ) -> Response:
     """Upscale one image. Tiles of all concurrent requests are batched together."""
