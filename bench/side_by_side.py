@@ -44,8 +44,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.profiling import sampled, summary  # noqa: E402
+
 NAME = "realesr-x4"
-FORMATS = ("jpeg", "png")
 
 
 class Run:
@@ -129,37 +131,20 @@ def _cpu_model() -> str:
 
 def prepare_repository(run: Run) -> Path:
     """realesr-x4: ONNX + a torch.export program (the torch runtime loads it), one 960x540 tile."""
-    from engines.tooling.realesrgan import import_realesrgan
+    from engines.tooling.realesrgan import export_torch_program, import_realesrgan
 
     folder = run.work / "repository" / NAME
     import_realesrgan(run.args.weights, folder, NAME)
     toml = folder / "model.toml"
     text = toml.read_text()
     if not run.args.cpu_smoke:
-        _export_program(run.args.weights, folder / "model.pt2")
+        export_torch_program(run.args.weights, folder / "model.pt2")
         text = text.replace('onnx = "model.onnx"', 'onnx = "model.onnx"\ntorch = "model.pt2"')
     (folder / "model.toml").write_text(_served_toml(text, run))
     from service.repository.loader import load_model_config
 
     load_model_config(toml)  # fail here, not in the server
     return folder.parent
-
-
-def _export_program(weights: Path, path: Path) -> None:
-    import torch
-
-    from engines.tooling.export import load_state_dict
-    from engines.tooling.realesrgan import srvgg_from_state_dict
-
-    module = srvgg_from_state_dict(load_state_dict(weights))
-    dims = {
-        0: torch.export.Dim("n", max=64),
-        2: torch.export.Dim("h", min=2, max=4096),
-        3: torch.export.Dim("w", min=2, max=4096),
-    }
-    name = next(iter(module.forward.__code__.co_varnames[1:2]), "x")
-    program = torch.export.export(module, (torch.rand(2, 3, 64, 64),), dynamic_shapes={name: dims})
-    torch.export.save(program, str(path))
 
 
 def _served_toml(text: str, run: Run) -> str:
@@ -527,18 +512,34 @@ def load_points(
             continue
         probe = probe_for(fmt) if probe_for and concurrency >= 16 else None
         sampler = Sampler(server.process.pid, health, probe, run.args.seconds + 1.0)  # + loadgen's start
-        result = loadgen(run, url, mode, concurrency, run.args.seconds, f"{name} {fmt}")
+        profile = run.out / f"profile-{name}-{fmt}-{concurrency}.txt"
+        profiled = run.args.profile and name.startswith("service") and concurrency == max(run.concurrency)
+        with sampled(server.process.pid, profile) if profiled else contextlib.nullcontext():
+            result = loadgen(run, url, mode, concurrency, run.args.seconds, f"{name} {fmt}")
+        if profiled:
+            run.results.setdefault("profiles", {})[f"{name} {fmt} c={concurrency}"] = summary(profile)
         rows.append({"target": name, "format": fmt, **result, **sampler.stop()})
         print(rows[-1], flush=True)
         run.save()
 
 
 def service(run: Run, rows: list[dict[str, Any]]) -> None:
+
+
+    repository = prepare_repository(run)
+    for workers in (int(w) for w in run.args.service_workers.split(",")):
+        if run.left() < 90:
+            rows.append({"target": f"service x{workers} processes", "skipped": f"{run.left():.0f} s left"})
+            continue
+        _service_pass(run, rows, repository, workers)
+
+
+def _service_pass(run: Run, rows: list[dict[str, Any]], repository: Path, workers: int) -> None:
+    """One server with FILTERS_WORKERS=`workers`: ready, then every format's load points."""
     import httpx
 
     from tests.support.live_server import free_port
 
-    repository = prepare_repository(run)
     port = free_port()
     env = dict(os.environ) | {
         "FILTERS_HOST": "127.0.0.1",
@@ -549,21 +550,24 @@ def service(run: Run, rows: list[dict[str, Any]]) -> None:
         "PYTHONUNBUFFERED": "1",
         "PYTHONFAULTHANDLER": "1",
         "FILTERS_RUNTIME_PREFERENCE": '["onnxruntime"]' if run.args.cpu_smoke else '["torch", "onnxruntime"]',
+        "FILTERS_WORKERS": str(workers),
     }
+    name = "service" if workers == 1 else f"service x{workers} processes"
     base = f"http://127.0.0.1:{port}"
     server = Server(
-        "service",
+        name,
         [sys.executable, "-m", "service"],
         env,
-        run.out / "service.log",
+        run.out / f"service-{workers}.log",
         f"{base}/readyz",
         timeout=max(60.0, min(300.0, run.left() - 120)),
     )
     try:
+        _wait_every_process_ready(base, timeout_s=max(30.0, run.left() - 60))
         models = httpx.get(f"{base}/v1/models", timeout=30, trust_env=False).json()["models"]
         rows.append(
             {
-                "target": "service",
+                "target": name,
                 "what": "ready",
                 "ready_s": server.ready_s,
                 "runtime": models[0]["runtime"],
@@ -572,7 +576,7 @@ def service(run: Run, rows: list[dict[str, Any]]) -> None:
             }
         )
         print(rows[-1], flush=True)
-        for fmt in FORMATS:
+        for fmt in run.args.formats.split(","):
             query = f"model={NAME}&format={fmt}" + ("&quality=90" if fmt == "jpeg" else "")
             load_points(
                 run,
@@ -580,7 +584,7 @@ def service(run: Run, rows: list[dict[str, Any]]) -> None:
                 server,
                 f"{base}/v1/superres?{query}",
                 "raw",
-                "service",
+                name,
                 f"{base}/healthz",
                 lambda f: _timing_probe(run, base, f),
                 fmt,
@@ -589,11 +593,30 @@ def service(run: Run, rows: list[dict[str, Any]]) -> None:
         server.stop()
 
 
-def _timing_probe(run: Run, base: str, fmt: str) -> Callable[[], dict[str, float]]:
-    """One real request; its Server-Timing stages in milliseconds."""
+def _wait_every_process_ready(base: str, timeout_s: float) -> None:
+    """/readyz 200 on 16 fresh connections in a row (with several processes, each may be reached)."""
     import httpx
 
+    deadline, streak = time.monotonic() + timeout_s, 0
+    while streak < 16 and time.monotonic() < deadline:
+        try:
+            ok = httpx.get(f"{base}/readyz", timeout=5, trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        streak = streak + 1 if ok else 0
+        if not ok:
+            time.sleep(0.5)
+
+
+def _timing_probe(run: Run, base: str, fmt: str) -> Callable[[], dict[str, float]]:
+    """One real request; its Server-Timing stages in milliseconds."""
+    import cv2
+    import httpx
+    import numpy as np
+
     body = _input_paths(run)[0].read_bytes()
+    height, width = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    expected = (height * 4, width * 4)
     params = {"model": NAME, "format": fmt}
 
     def probe() -> dict[str, float]:
@@ -605,7 +628,7 @@ def _timing_probe(run: Run, base: str, fmt: str) -> Callable[[], dict[str, float
             timeout=60,
             trust_env=False,
         )
-        stages: dict[str, float] = {}
+        stages: dict[str, float] = {"bad_answers": float(not _valid_answer(response.content, expected))}
         for part in response.headers.get("server-timing", "").split(","):
             name, _, rest = part.strip().partition(";dur=")
             if name and rest:
@@ -615,10 +638,19 @@ def _timing_probe(run: Run, base: str, fmt: str) -> Callable[[], dict[str, float
     return probe
 
 
+def _valid_answer(data: bytes, shape: tuple[int, int]) -> bool:
+    """Whether an answer decodes to an image of `shape` (catches corrupt JPEG/PNG bytes)."""
+    import cv2
+    import numpy as np
+
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return pixels is not None and pixels.shape[:2] == shape
+
+
 def peer(run: Run, rows: list[dict[str, Any]], name: str) -> None:
     from tests.support.live_server import free_port
 
-    for fmt in FORMATS:
+    for fmt in run.args.formats.split(","):
         if run.left() < run.args.seconds * len(run.concurrency) + 40:
             rows.append({"target": name, "format": fmt, "skipped": f"{run.left():.0f} s left"})
             continue
@@ -674,6 +706,8 @@ def markdown(results: dict[str, Any]) -> str:
             out += [_load_table(loads), ""]
         out += [f"- `{json.dumps(r, default=str)[:700]}`" for r in other]
         out.append("")
+    for name, lines in results.get("profiles", {}).items():
+        out += [f"## Server profile: {name} (py-spy)", *lines, ""]
     return "\n".join(out) + "\n"
 
 
@@ -734,12 +768,15 @@ def parse() -> argparse.Namespace:
     cli.add_argument("--concurrency", default="1,16,64")
     cli.add_argument("--procs", type=int, default=8, help="load generator processes")
     cli.add_argument("--service-slots", type=int, default=2)
+    cli.add_argument("--service-workers", default="1", help="FILTERS_WORKERS values, one service pass each")
     cli.add_argument("--service-batches", default="1,2,4,8")
     cli.add_argument("--queue-delay-ms", type=float, default=2.0)
     cli.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
     cli.add_argument("--no-compile", action="store_true")
     cli.add_argument("--litserve-workers", type=int, default=4)
     cli.add_argument("--litserve-api-servers", type=int, default=2)
+    cli.add_argument("--profile", action="store_true", help="py-spy the service at the highest concurrency")
+    cli.add_argument("--formats", default="jpeg,png", help="output formats, in this order")
     cli.add_argument("--cpu-smoke", action="store_true", help="tiny and on the CPU: checks the script")
     args = cli.parse_args()
     args.frame = (540, 960)

@@ -22,6 +22,7 @@ script before it spends device time. Writes <out>/video_bench.md and .json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import json
@@ -43,10 +44,12 @@ import av
 import cv2
 import httpx
 from av.video.codeccontext import VideoCodecContext
+from av.video.frame import PictureType
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.profiling import sampled, summary  # noqa: E402
 from service.media.video_segments import SegmentEncoders  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 
@@ -94,13 +97,18 @@ def model_repository(args: argparse.Namespace, work: Path, frame: tuple[int, int
         make_sr_onnx(folder / "model.onnx", 4)
         radius = 2
     else:
-        from engines.tooling.realesrgan import import_realesrgan
+        from engines.tooling.realesrgan import export_torch_program, import_realesrgan
 
         import_realesrgan(args.weights, folder, NAME)
         radius = _receptive_radius(folder)
     entry = SuperResEntry(NAME, "x4 for the video benchmark", 4, radius, tile_size=max(frame), max_batch_size=8)
     text = render_model_toml(entry).replace("max_queued_requests = 64", "max_queued_requests = 512")
+    text = text.replace("count = 1", f"count = {args.slots}")
     text += f"\n[gpu]\nshapes = [[{frame[1]}, {frame[0]}]]\nbatch_sizes = [1, 2, 4, 8]\n"
+    if not args.cpu_smoke:
+        export_torch_program(args.weights, folder / "model.pt2")
+        text = text.replace('onnx = "model.onnx"', 'onnx = "model.onnx"\ntorch = "model.pt2"')
+        text += f"compile = {'true' if args.compile else 'false'}\n"
     (folder / "model.toml").write_text(text)
     return folder.parent
 
@@ -169,11 +177,13 @@ class GpuSampler:
         return round(sum(self.values) / len(self.values), 1) if self.values else None
 
 
-def end_to_end(server: Server, clip: Path, preset: str, frames: int, keep: Path | None) -> dict[str, Any]:
+def end_to_end(
+    server: Server, clip: Path, preset: str, frames: int, keep: Path | None, fps: float = 24.0
+) -> dict[str, Any]:
     """POST the clip, read the streamed answer; frames/s from request start to last byte."""
     gpu = GpuSampler()
     started = time.perf_counter()
-    first, size = None, 0
+    first, last, size = None, 0.0, 0
     sink = keep.open("wb") if keep else io.BytesIO()
     with httpx.Client(timeout=600, trust_env=False) as client, sink:
         params = {"preset": preset, "crf": str(CRF)}
@@ -182,12 +192,17 @@ def end_to_end(server: Server, clip: Path, preset: str, frames: int, keep: Path 
                            headers=headers) as answer:  # fmt: skip
             answer.raise_for_status()
             for chunk in answer.iter_raw():
-                first = first if first is not None else time.perf_counter() - started
+                last = time.perf_counter() - started
+                first = first if first is not None else last
                 size += len(chunk)
                 sink.write(chunk)
     seconds = time.perf_counter() - started
     row = {"preset": preset, "frames": frames, "seconds": round(seconds, 2), "fps": round(frames / seconds, 1)}
-    row.update(first_byte_s=round(first or 0.0, 2), bytes=size, gpu_util_pct=gpu.stop())
+    # after the first fragment (one 2-second GOP) the rest streams: the pipeline's steady rate
+    streamed = frames - round(2 * fps)
+    steady = streamed / (last - first) if first is not None and last > first and streamed > 0 else None
+    row.update(first_byte_s=round(first or 0.0, 2), steady_fps=steady and round(steady, 1), bytes=size)
+    row["gpu_util_pct"] = gpu.stop()
     return row
 
 
@@ -198,7 +213,11 @@ def decoded_frames(path: Path, limit: int) -> tuple[list[av.VideoFrame], dict[st
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frames.append(frame.reformat(format="yuv420p"))
+            plain = frame.reformat(format="yuv420p")
+            # a decoded frame keeps its picture type (I/P/B), and libx264 obeys it: the encoder
+            # alone would skip the frame-type decisions that it makes for the pipeline's frames
+            plain.pict_type = PictureType.NONE
+            frames.append(plain)
             if len(frames) >= limit:
                 break
         info = {"frames": len(frames), "size": f"{frames[0].width}x{frames[0].height}", "codec": stream.codec.name}
@@ -305,7 +324,11 @@ def serve(
                 result["skipped"].append(f"end to end {preset} x{segments}: over the time budget")
                 continue
             kept = keep if segments == 1 and preset == "ultrafast" else None
-            row = end_to_end(server, clip, preset, result["input"]["frames"], kept)
+            profile = args.out / f"profile-{preset}-{segments}.txt"
+            with sampled(server.process.pid, profile) if args.profile else contextlib.nullcontext():
+                row = end_to_end(server, clip, preset, result["input"]["frames"], kept, result["input"]["fps"])
+            if args.profile:
+                result.setdefault("profiles", {})[f"{preset}, {segments} encoder(s)"] = summary(profile)
             row["encoders"] = segments
             print(row, flush=True)
             result["e2e"].append(row)
@@ -332,18 +355,22 @@ def render(result: dict[str, Any]) -> str:
         f"- input: {result['input']}; output: {result.get('output')}",
         f"- model: {models}",
         f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core", "",
-        "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s | GPU util % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s "
+        "| frames/s after the first fragment | GPU util % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in result["e2e"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100 if alone.get((r["preset"], 1)) else float("nan")
         lines.append(f"| end to end | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} | {r['fps']} "
-                     f"| {ratio:.0f}% | {r['first_byte_s']} | {r['gpu_util_pct']} |")  # fmt: skip
+                     f"| {ratio:.0f}% | {r['first_byte_s']} | {r.get('steady_fps')} "
+                     f"| {r['gpu_util_pct']} |")  # fmt: skip
     for r in result["encoder"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100
         lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
-                     f"| {r['fps']} | {ratio:.0f}% | | |")  # fmt: skip
+                     f"| {r['fps']} | {ratio:.0f}% | | | |")  # fmt: skip
     lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
+    for name, profile in result.get("profiles", {}).items():
+        lines += ["", f"## Server profile: end to end, {name} (py-spy)", *profile]
     for key in sorted(k for k in result if k.startswith("server_log")):
         lines += ["", f"Server log ({key}):", "", *[f"    {line}" for line in result[key][:12]]]
     return "\n".join(lines) + "\n"
@@ -356,6 +383,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=480)
     parser.add_argument("--segments", type=int, default=4, help="parallel encoders for the stretch runs")
     parser.add_argument("--frames-in-flight", type=int, default=16)
+    parser.add_argument("--slots", type=int, default=1, help="model instances (execution slots) on the GPU")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (default mode)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server in the first end-to-end run")
     parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny, on the CPU: check the script")

@@ -101,7 +101,14 @@ class ServingCore:
 
         pool = SlotPool(config.name, factory, slots, observe)
         policy = BatchPolicy(config.batching.max_batch_size, config.batching.max_queue_delay_ms / 1000.0)
-        scheduler = ModelScheduler(config.name, policy, pool, config.batching.max_queued_requests)
+        scheduler = ModelScheduler(
+            config.name,
+            policy,
+            pool,
+            config.batching.max_queued_requests,
+            slots=slots,
+            shed_by_deadline=self.settings.shed_by_deadline,
+        )
         return ServedModel(loaded, runtime, choice.skipped, scheduler)
 
     @staticmethod
@@ -178,15 +185,16 @@ class ServingCore:
     async def request_scope(self, served: ServedModel, timeout_s: float | None) -> AsyncIterator[RequestTicket]:
         """One client request for `served`, the same for every front end.
 
-        Admits it (or raises `Overloaded`), bounds it by its deadline (`DeadlineExceeded` when it
+        Admits it (or raises `Overloaded`: no place left, or a deadline the queued work would
+        outlast; `ModelScheduler.admit`), bounds it by its deadline (`DeadlineExceeded` when it
         passes), and counts it in the metrics by outcome. The ticket it yields carries the
         deadline and the cancellation flag that the front end sets when its client goes away.
         """
         started = time.perf_counter()
         status = 200
         try:
-            with served.scheduler.admit():
-                ticket = self.new_ticket(timeout_s)
+            ticket = self.new_ticket(timeout_s)
+            with served.scheduler.admit(ticket):
                 async with asyncio.timeout_at(ticket.deadline):
                     yield ticket
         except (TimeoutError, DeadlineExceeded):

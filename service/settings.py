@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         le=512,
         description="CPU threads shared by the execution slots of a CPU runtime.",
     )
+    shed_by_deadline: bool = Field(
+        True,
+        description="Refuse at once (429) a request whose deadline the work queued ahead of it would outlast.",
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="After SIGTERM, longest wait for in-flight requests before exiting."
     )
@@ -108,9 +112,12 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="Run each execution slot once before reporting ready.")
     gpu_encode: bool = Field(
         True,
-        description="Encode JPEG (nvJPEG) and filter PNG rows on the GPU when the model runs there.",
+        description="Make JPEG (nvJPEG), PNG row filters and video 4:2:0 frames on the GPU when the model runs there.",
     )
     grpc_port: int = Field(8001, ge=0, le=65535, description="gRPC port, same address as HTTP (0 picks a free one).")
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes sharing the HTTP and gRPC ports (service/processes.py)."
+    )
     grpc_max_message_bytes: int = Field(
         128 * 2**20, ge=2**20, le=2**31 - 1, description="Largest gRPC message received or sent (both ways)."
     )

@@ -56,7 +56,9 @@ class GrpcServer:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),  # a port in use is an error, not a silently shared port
+                # a port in use is an error, not a silently shared port; except between the worker
+                # processes of one server (FILTERS_WORKERS > 1, service/processes.py)
+                ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
             ],
         )
         filters_pb2_grpc.add_FiltersServicer_to_server(FiltersServicer(self.core), server)  # type: ignore[no-untyped-call]

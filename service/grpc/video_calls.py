@@ -25,12 +25,14 @@ import grpc
 from service.core import ServingCore
 from service.errors import InvalidInput, PayloadTooLarge, ServiceError, Unimplemented, Unprocessable
 from service.grpc.calls import cancel_with_call, tile_of, time_left
+from service.grpc.filter_calls import resolve_style
 from service.grpc.generated.filters.v1 import filters_pb2 as pb
 from service.media.spool import SpooledFile, spool_folder
 from service.media.video import VideoProbe, probe_video
 from service.media.video_encode import OutputContainer, VideoCodec, VideoEncodeOptions, validate_options
-from service.pipelines.style import style_model, style_names, style_video
+from service.pipelines.style import style_video
 from service.pipelines.video import VideoFilter, filter_video, superres_video
+from service.pipelines.video_interpolate import DEFAULT_FACTOR, interpolate_video
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 log = logging.getLogger(__name__)
@@ -55,11 +57,12 @@ def video_job(core: ServingCore, config: pb.VideoConfig) -> VideoJob:
     if task == "superres":
         video = superres_video(core, core.superres_model(config.scale or None, config.model or None), tile)
     elif task == "style":
-        name = config.model or None
-        served = style_model(core, name, None) if name in style_names(core) else style_model(core, None, name)
-        video = style_video(core, served, tile)
+        video = style_video(core, resolve_style(core, config.model), tile)
+    elif task == "interpolate":
+        served = core.task_model("interpolate", config.model or None)
+        video = interpolate_video(core, served, config.factor or DEFAULT_FACTOR)
     else:
-        raise Unimplemented(f"video streams run the superres or style task, not '{task}'")
+        raise Unimplemented(f"video streams run the superres, style or interpolate task, not '{task}'")
     codec, container = config.codec or "h264", config.container or "mp4"
     if codec not in get_args(VideoCodec) or container not in get_args(OutputContainer):
         raise Unprocessable(

@@ -10,8 +10,6 @@ from fastapi import Request
 
 from service.scheduling.records import RequestTicket
 
-POLL_INTERVAL_S = 0.05
-
 
 @contextlib.asynccontextmanager
 async def cancel_on_disconnect(request: Request, ticket: RequestTicket) -> AsyncIterator[None]:
@@ -21,11 +19,11 @@ async def cancel_on_disconnect(request: Request, ticket: RequestTicket) -> Async
     """
 
     async def watch() -> None:
-        while not ticket.cancelled:
-            if await request.is_disconnected():
-                ticket.cancelled = True
-                return
-            await asyncio.sleep(POLL_INTERVAL_S)
+        # With the body read, the server's `receive` returns only when the client disconnects
+        # (or the response is complete, which is after this block): no polling, no timers.
+        while (await request.receive())["type"] != "http.disconnect":
+            continue
+        ticket.cancelled = True
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,8 +16,9 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    """Liveness: the process answers. Cheap; never touches a model."""
-    return {"status": "alive"}
+    """Liveness: the process answers (`process`: its id, one of several with FILTERS_WORKERS > 1).
+    Cheap; never touches a model."""
+    return {"status": "alive", "process": str(os.getpid())}
 
 
 @router.get("/readyz")

@@ -7,7 +7,8 @@
   frame's timestamp despite the B-frame delay), or live-style Matroska / WebM. Both are written
   front to back into a non-seekable sink, so their bytes can be sent while the rest is still
   being encoded. Fragments start at key frames, which come at least every 2 seconds.
-- Each frame keeps its source timestamp (variable frame rate survives), the display matrix
+- Each frame keeps its source timestamp (variable frame rate survives; with `rate_factor` the
+  output time base is the source's / rate_factor, for frame-rate multiplication), the display matrix
   (rotation) and the colour tags are copied; untagged sources are tagged BT.601, the matrix
   they were decoded with, so players do not switch to BT.709 for the larger output.
 """
@@ -26,6 +27,7 @@ from typing import Any, Literal, Protocol, get_args
 import av
 import av.container
 import av.stream
+import av.video.plane
 import av.video.stream
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
@@ -196,6 +198,35 @@ def rgb_to_frame(rgb: np.ndarray, color: ColorInfo) -> av.VideoFrame:
         dst_colorspace=_MATRIX[color.space],
         dst_color_range="JPEG" if color.range == 2 else "MPEG",
     )
+    return _tagged(frame, color)
+
+
+def device_rgb_to_frame(rgb: Any, color: ColorInfo) -> av.VideoFrame:
+    """`rgb_to_frame` for HxWx3 uint8 RGB on a GPU (a torch tensor): converted to 4:2:0 there,
+    only the planes are downloaded, into the new frame's own memory (`device.yuv420_into`)."""
+    from service.media import device
+
+    height, width = int(rgb.shape[0]) & ~1, int(rgb.shape[1]) & ~1
+    frame = av.VideoFrame(width, height, "yuv420p")
+    planes = [_plane_pixels(plane) for plane in frame.planes]
+    device.yuv420_into(rgb[:height, :width], color.space, color.range == 2, planes)
+    return _tagged(frame, color)
+
+
+def _plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A writable height x width view of a frame plane's memory (rows `line_size` apart)."""
+    flat = np.frombuffer(memoryview(plane), np.uint8)[: plane.line_size * plane.height]
+    return flat.reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
+def to_encoder_frame(filtered: Any, color: ColorInfo) -> av.VideoFrame:
+    """A filtered frame (host RGB array, or RGB tensor on a GPU) as the encoder's 4:2:0 frame."""
+    if isinstance(filtered, np.ndarray):
+        return rgb_to_frame(filtered, color)
+    return device_rgb_to_frame(filtered, color)
+
+
+def _tagged(frame: av.VideoFrame, color: ColorInfo) -> av.VideoFrame:
     frame.colorspace, frame.color_range = color.space, color.range
     frame.color_primaries, frame.color_trc = color.primaries, color.trc
     return frame
@@ -207,6 +238,8 @@ class VideoWriter:
     The video stream is added at the first frame (its size is the filter's output size), then the
     copied streams; the first bytes leave with the first fragment (MP4) or at once (Matroska).
     With `segments` > 1, that many encoders take consecutive GOPs in parallel (video_segments.py).
+    With `rate_factor` > 1 the stream's time base is the source's / rate_factor and its frame rate
+    the source's x rate_factor (frames' pts are then in that time base).
     """
 
     def __init__(
@@ -217,9 +250,11 @@ class VideoWriter:
         options: VideoEncodeOptions,
         hardware: bool,
         segments: int = 1,
+        rate_factor: int = 1,
     ) -> None:
         spec = CONTAINERS[options.container]
         self._probe = probe
+        self._rate_factor = rate_factor
         self._options = options
         self._encoder = choose_encoder(options, hardware)
         self._color = output_color(probe.color)
@@ -299,7 +334,7 @@ class VideoWriter:
     def _add_video(self, width: int, height: int) -> av.video.stream.VideoStream:
         video = self._out.add_stream(self._encoder.name, rate=self._rate, options=dict(self._encoder.options))
         assert isinstance(video, av.video.stream.VideoStream)
-        video.time_base = self._probe.time_base
+        video.time_base = self._time_base
         self._configure(video.codec_context, width, height)
         if self._probe.display_matrix is not None:
             video.set_display_matrix(list(self._probe.display_matrix))
@@ -320,11 +355,15 @@ class VideoWriter:
 
     @property
     def _rate(self) -> Fraction:
-        return self._probe.frame_rate or Fraction(25)
+        return (self._probe.frame_rate or Fraction(25)) * self._rate_factor
+
+    @property
+    def _time_base(self) -> Fraction:
+        return self._probe.time_base / self._rate_factor
 
     def _configure(self, ctx: VideoCodecContext, width: int, height: int) -> None:
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
-        ctx.time_base = self._probe.time_base
+        ctx.time_base = self._time_base
         ctx.framerate = self._rate
         ctx.thread_type = "AUTO"  # frame threads (as the ffmpeg command line), not PyAV's slice default
         ctx.gop_size = max(1, round(float(self._rate) * GOP_SECONDS))
@@ -338,7 +377,7 @@ class VideoWriter:
     def _next_pts(self, pts: int | None) -> int:
         """The source timestamp, forced strictly increasing (encoders refuse repeats)."""
         if pts is None:
-            step = 1 / (self._rate * self._probe.time_base)
+            step = 1 / (self._rate * self._time_base)
             pts = 0 if self._last_pts is None else self._last_pts + max(1, round(step))
         elif self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1

@@ -54,15 +54,24 @@ class Interpolated:
     times: list[float] = field(default_factory=list)
 
 
+def check_frame_size(core: ServingCore, served: ServedModel, count: int, width: int, height: int) -> None:
+    """Refuse frames the model cannot take (422), or whose `count` frames between would be over
+    the output limit (413): before any work (a video checks its first frame)."""
+    limit = core.settings.limits.max_output_pixels
+    if count * width * height > limit:
+        raise PayloadTooLarge(f"{count} frames of {width}x{height} are over the output limit of {limit} pixels")
+    tiling = served.config.tiling
+    if tiling.fixed_shape and (height > tiling.tile_size or width > tiling.tile_size):
+        raise Unprocessable(
+            f"model '{served.name}' takes frames up to {tiling.tile_size}x{tiling.tile_size}; "
+            f"these are {width}x{height}"
+        )
+
+
 def _padded(rgb: np.ndarray, served: ServedModel) -> np.ndarray:
     tiling = served.config.tiling
     height, width = rgb.shape[:2]
     if tiling.fixed_shape:
-        if height > tiling.tile_size or width > tiling.tile_size:
-            raise Unprocessable(
-                f"model '{served.name}' takes frames up to {tiling.tile_size}x{tiling.tile_size}; "
-                f"these are {width}x{height}"
-            )
         target_h = target_w = tiling.tile_size
     else:
         target_h = -(-height // tiling.size_multiple) * tiling.size_multiple
@@ -147,9 +156,7 @@ async def interpolate(
             "the two frames must have the same size"
         )
     height, width = frame0.shape[:2]
-    limit = core.settings.limits.max_output_pixels
-    if len(times) * width * height > limit:
-        raise PayloadTooLarge(f"{len(times)} frames of {width}x{height} are over the output limit of {limit} pixels")
+    check_frame_size(core, served, len(times), width, height)
     first, second = _padded(frame0, served), _padded(frame1, served)
     section = served.config.interpolate
     if section is not None and section.timestep_input:

@@ -72,6 +72,19 @@ async def upscale(
     return Upscaled(DecodedImage(np.asarray(rgb), alpha, image.grayscale, image.source_bit_depth), timing)
 
 
+async def upscale_on_device(
+    core: ServingCore, served: ServedModel, image: DecodedImage, tile: int | None, ticket: RequestTicket
+) -> Any:
+    """`upscale` for plain RGB whose result stays on the GPU: an HxWx3 uint8 tensor there (or a
+    numpy array, from a slot that could not keep its outputs on the device)."""
+    tiles, items = _tiled_items(core, served, image, tile)
+    results, _ = await served.scheduler.run(items, ticket, on_device=True)
+    outputs = [r[0] for r in results]
+    if isinstance(outputs[0], np.ndarray):
+        return await core.offload(stitch, outputs, tiles, image.height, image.width, served.config.scale)
+    return await core.offload(stitch_on_device, outputs, tiles, image.height, image.width, served.config.scale)
+
+
 @dataclass
 class EncodedImage:
     """An answer ready to send: the bytes, their media type, and the stage timings."""

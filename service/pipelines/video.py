@@ -12,13 +12,16 @@ the encoder in their original order. The RGB conversions run on the core's codec
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -33,19 +36,59 @@ from service.media.video_encode import (
     VideoWriter,
     check_copyable,
     output_color,
-    rgb_to_frame,
+    to_encoder_frame,
     validate_options,
 )
 from service.pipelines.bridge import Channel, ChannelClosed, Worker
-from service.pipelines.superres import upscale
+from service.pipelines.superres import upscale, upscale_on_device
 from service.scheduling.records import RequestTicket
 
 log = logging.getLogger(__name__)
 
-FrameFilter = Callable[[np.ndarray], Awaitable[np.ndarray]]
+FrameFilter = Callable[[np.ndarray], Awaitable[Any]]
 """One video frame through a filter: HxWx3 uint8 RGB in, HxWx3 uint8 RGB out (any size, the
-same for every frame of a video)."""
+same for every frame of a video), as a numpy array or, from a GPU model, as a tensor on the GPU
+(converted to 4:2:0 there: `video_encode.to_encoder_frame`)."""
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    """An output frame of a `FrameStage`: the filtered picture (what a `FrameFilter` returns) and
+    its pts in the output's time base (None: the encoder spaces it at the output frame rate)."""
+
+    picture: Any
+    pts: int | None
+
+
+class FrameStage(abc.ABC):
+    """A filter that may change the frame rate: for each source frame, the output frames up to
+    and including it (frame-rate multiplication: `service/pipelines/video_interpolate.py`).
+
+    The output's time base is the source's / `rate_factor`, its frame rate the source's x
+    `rate_factor`. A plain `FrameFilter` is the stage of one frame out per frame, same pts."""
+
+    rate_factor: int = 1
+
+    @abc.abstractmethod
+    def __call__(self, frame: av.VideoFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
+        """Called once per source frame, in source order, from the pump (a stage may keep state
+        across frames); the coroutines of up to `frames_in_flight` frames run concurrently."""
+
+
+class _EachFrame(FrameStage):
+    """A `FrameFilter` as a stage: RGB on the codec pool, the filter, the source's pts."""
+
+    def __init__(self, core: ServingCore, frame_filter: FrameFilter) -> None:
+        self._core, self._filter = core, frame_filter
+
+    def __call__(self, frame: av.VideoFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
+        return self._run(frame)
+
+    async def _run(self, frame: av.VideoFrame) -> list[TimedFrame]:
+        rgb = await self._core.offload(frame_to_rgb, frame)
+        return [TimedFrame(await self._filter(rgb), frame.pts)]
+
 
 FRAMES_IN_FLIGHT = Gauge("filters_video_frames_in_flight", "Video frames between decoder and encoder")
 VIDEO_FRAMES = Counter("filters_video_frames_total", "Video frames filtered and handed to the encoder")
@@ -76,7 +119,7 @@ class VideoFilter:
     ticket, the per-frame filter. Each image-to-image filter makes one (`superres_video`, ...)."""
 
     served: ServedModel
-    frames: Callable[[RequestTicket], FrameFilter]
+    frames: Callable[[RequestTicket], FrameFilter | FrameStage]
 
 
 def superres_video(core: ServingCore, served: ServedModel, tile: int | None) -> VideoFilter:
@@ -85,18 +128,22 @@ def superres_video(core: ServingCore, served: ServedModel, tile: int | None) -> 
 
 
 def superres_frames(core: ServingCore, served: ServedModel, tile: int | None, ticket: RequestTicket) -> FrameFilter:
-    """The superres filter for video frames: the same tiled `upscale()` as for images."""
+    """The superres filter for video frames: the same tiles and batcher as for images. A GPU
+    model's frames stay on the GPU (`upscale_on_device`) unless FILTERS_GPU_ENCODE is off."""
+    on_device = core.settings.gpu_encode and served.scheduler.pool.outputs_on_device
 
-    async def run(rgb: np.ndarray) -> np.ndarray:
-        result = await upscale(core, served, DecodedImage(rgb, None, False, 8), tile, ticket)
-        return result.image.rgb
+    async def run(rgb: np.ndarray) -> Any:
+        image = DecodedImage(rgb, None, False, 8)
+        if on_device:
+            return await upscale_on_device(core, served, image, tile, ticket)
+        return (await upscale(core, served, image, tile, ticket)).image.rgb
 
     return run
 
 
 async def filter_video(
     core: ServingCore,
-    frame_filter: FrameFilter,
+    frame_filter: FrameFilter | FrameStage,
     source_path: Path,
     options: VideoEncodeOptions,
     ticket: RequestTicket,
@@ -109,6 +156,7 @@ async def filter_video(
     The front ends' one entry point for video (HTTP streaming and jobs, gRPC streaming).
     - `frame_filter` is called once per frame, up to `settings.video.frames_in_flight` at once;
       its results are encoded in frame order. Audio and subtitle streams are copied unchanged.
+      A `FrameStage` may give several frames per source frame and change the frame rate.
     - `options`: codec, container and rate control of the output. `probe`: the upload's probe if
       the caller already made one (else it is made here, and its errors raise before any bytes).
     - `ticket`: the request's deadline and cancellation; this generator sets `cancelled` when it
@@ -145,7 +193,7 @@ class _VideoRun:
     def __init__(
         self,
         core: ServingCore,
-        frame_filter: FrameFilter,
+        frame_filter: FrameFilter | FrameStage,
         source: Path,
         probe: VideoProbe,
         options: VideoEncodeOptions,
@@ -154,7 +202,8 @@ class _VideoRun:
     ) -> None:
         loop = asyncio.get_running_loop()
         self.window = core.settings.video.frames_in_flight
-        self.core, self.frame_filter, self.source, self.probe = core, frame_filter, source, probe
+        self.core, self.source, self.probe = core, source, probe
+        self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(core, frame_filter)
         self.options, self.ticket, self.progress = options, ticket, progress
         self.decoded: Channel[Decoded] = Channel(loop, self.window)
         self.to_encode: Channel[ToEncode] = Channel(loop, self.window)
@@ -202,6 +251,7 @@ class _VideoRun:
                 self.options,
                 settings.hardware_codecs,
                 settings.encoder_segments,
+                rate_factor=self.stage.rate_factor,
             )
             while not isinstance(item := self.to_encode.get_blocking(), _End):
                 if isinstance(item, CopiedPacket):
@@ -244,7 +294,10 @@ class _VideoRun:
             if isinstance(item, _Failure):
                 raise item.error
             if isinstance(item, SourceFrame):
-                window.add(asyncio.get_running_loop().create_task(self._process(item)))
+                outputs = self.stage(item.frame)  # in source order: a stage may keep state across frames
+                task = asyncio.get_running_loop().create_task(self._process(outputs))
+                task.add_done_callback(functools.partial(_close, outputs))
+                window.add(task)
             else:
                 window.add(item)
             await self._forward(window)
@@ -258,18 +311,22 @@ class _VideoRun:
                 return
             item = await window.result(head) if isinstance(head, asyncio.Task) else head
             window.pop()
-            await self.to_encode.put(item)
-            if isinstance(item, av.VideoFrame):
+            if isinstance(item, CopiedPacket):
+                await self.to_encode.put(item)
+                continue
+            for frame in item:
+                await self.to_encode.put(frame)
                 VIDEO_FRAMES.inc()
-                if self.progress is not None:
-                    self.progress(window.forwarded)
+            if self.progress is not None:
+                self.progress(window.forwarded)  # source frames done (progress against the probe's count)
 
-    async def _process(self, item: SourceFrame) -> av.VideoFrame:
-        rgb = await self.core.offload(frame_to_rgb, item.frame)
-        filtered = await self.frame_filter(rgb)
-        frame = await self.core.offload(rgb_to_frame, filtered, self._color)
-        frame.pts = item.frame.pts
-        return frame
+    async def _process(self, outputs: Coroutine[Any, Any, list[TimedFrame]]) -> list[av.VideoFrame]:
+        frames = []
+        for timed in await outputs:
+            frame = await self.core.offload(to_encoder_frame, timed.picture, self._color)
+            frame.pts = timed.pts
+            frames.append(frame)
+        return frames
 
 
 class _Window:
@@ -277,7 +334,7 @@ class _Window:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: deque[asyncio.Task[av.VideoFrame] | CopiedPacket] = deque()
+        self._items: deque[asyncio.Task[list[av.VideoFrame]] | CopiedPacket] = deque()
         self._frames = 0
         self.forwarded = 0
 
@@ -285,17 +342,17 @@ class _Window:
     def full(self) -> bool:
         return self._frames >= self._size
 
-    def add(self, item: asyncio.Task[av.VideoFrame] | CopiedPacket) -> None:
+    def add(self, item: asyncio.Task[list[av.VideoFrame]] | CopiedPacket) -> None:
         self._items.append(item)
         if isinstance(item, asyncio.Task):
             self._frames += 1
             FRAMES_IN_FLIGHT.inc()
 
-    def head(self) -> asyncio.Task[av.VideoFrame] | CopiedPacket | None:
+    def head(self) -> asyncio.Task[list[av.VideoFrame]] | CopiedPacket | None:
         return self._items[0] if self._items else None
 
-    async def result(self, task: asyncio.Task[av.VideoFrame]) -> av.VideoFrame:
-        """The task's frame. If it was dropped because another frame of the video failed (the
+    async def result(self, task: asyncio.Task[list[av.VideoFrame]]) -> list[av.VideoFrame]:
+        """The task's frames. If it was dropped because another frame of the video failed (the
         failure cancels the request's ticket), that frame's error is raised instead."""
         try:
             return await task
@@ -339,7 +396,12 @@ class _ChannelSink:
         return len(data)
 
 
-def _retrieve(task: asyncio.Task[av.VideoFrame]) -> None:
+def _close(outputs: Coroutine[Any, Any, Any], _: object) -> None:
+    """A frame's stage coroutine is closed when its task ends: no warning if it never ran."""
+    outputs.close()
+
+
+def _retrieve(task: asyncio.Task[list[av.VideoFrame]]) -> None:
     """Mark a dropped frame's error as seen (it is not the error the caller gets)."""
     if not task.cancelled():
         task.exception()

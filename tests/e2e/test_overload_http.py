@@ -25,10 +25,13 @@ SMALL = png_bytes(np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=n
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One slot, batches of one, two requests admitted at a time: easy to overload."""
+    """One slot, batches of one, two requests admitted at a time: easy to overload. Shedding by
+    deadline is off, so that a request with a short deadline waits in the queue (and gets 504)
+    instead of being refused at once (tests/reliability/test_deadline_admission.py)."""
     root = tmp_path_factory.mktemp("slow-repository")
     write_sr_entry(root, "slow-x2", 2, features=48, max_batch_size=1, max_queued_requests=2, overlap=4)
-    live = start_server(root, tmp_path_factory.mktemp("slow-logs") / "server.log", env={"FILTERS_CPU_THREADS": "1"})
+    env = {"FILTERS_CPU_THREADS": "1", "FILTERS_SHED_BY_DEADLINE": "false"}
+    live = start_server(root, tmp_path_factory.mktemp("slow-logs") / "server.log", env=env)
     yield live
     live.stop()
 

@@ -127,7 +127,8 @@ def test_models_health_and_metrics(server: LiveServer) -> None:
         ("tiny-x2", 2, "onnxruntime"),
         ("tiny-x4", 4, "onnxruntime"),
     }
-    assert httpx.get(f"{server.url}/healthz").json() == {"status": "alive"}
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "alive" and health["process"] == str(server.process.pid)
     assert httpx.get(f"{server.url}/readyz").status_code == 200
     httpx.post(f"{server.url}/v1/superres", content=png_bytes(np.zeros((8, 8, 3), np.uint8)))
     text = httpx.get(f"{server.url}/metrics").text

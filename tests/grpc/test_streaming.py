@@ -206,7 +206,7 @@ def test_messages_near_64_mib_pass_and_over_the_limit_are_refused(stub: filters_
             [pb.FrameStreamRequest(config=pb.StreamConfig()), pb.FrameStreamRequest(config=pb.StreamConfig())],
             "only `frame` messages",
         ),
-        ([pb.FrameStreamRequest(config=pb.StreamConfig(task="detect"))], "not 'detect'"),
+        ([pb.FrameStreamRequest(config=pb.StreamConfig(task="paint"))], "not 'paint'"),
         (
             [
                 pb.FrameStreamRequest(config=pb.StreamConfig()),

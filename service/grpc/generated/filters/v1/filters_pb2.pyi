@@ -193,7 +193,7 @@ class FrameStreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., frame: _Optional[_Union[Frame, _Mapping]] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("task", "model", "scale", "output", "tile", "max_in_flight", "frame_timeout_s")
+    __slots__ = ("task", "model", "scale", "output", "tile", "max_in_flight", "frame_timeout_s", "min_score", "iou_threshold")
     TASK_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,8 @@ class StreamConfig(_message.Message):
     TILE_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     FRAME_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     task: str
     model: str
     scale: int
@@ -208,7 +210,9 @@ class StreamConfig(_message.Message):
     tile: int
     max_in_flight: int
     frame_timeout_s: float
-    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., scale: _Optional[int] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., tile: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., frame_timeout_s: _Optional[float] = ...) -> None: ...
+    min_score: float
+    iou_threshold: float
+    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., scale: _Optional[int] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., tile: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., frame_timeout_s: _Optional[float] = ..., min_score: _Optional[float] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("sequence", "image")
@@ -219,7 +223,7 @@ class Frame(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
 class FrameResult(_message.Message):
-    __slots__ = ("sequence", "image", "model", "timing_ms")
+    __slots__ = ("sequence", "image", "model", "timing_ms", "detections", "image_width", "image_height")
     class TimingMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -231,11 +235,17 @@ class FrameResult(_message.Message):
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TIMING_MS_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     image: Image
     model: str
     timing_ms: _containers.ScalarMap[str, float]
-    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., model: _Optional[str] = ..., timing_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    detections: _containers.RepeatedCompositeFieldContainer[Detection]
+    image_width: int
+    image_height: int
+    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., model: _Optional[str] = ..., timing_ms: _Optional[_Mapping[str, float]] = ..., detections: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ...) -> None: ...
 
 class VideoRequest(_message.Message):
     __slots__ = ("config", "chunk")
@@ -246,7 +256,7 @@ class VideoRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[VideoConfig, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class VideoConfig(_message.Message):
-    __slots__ = ("task", "model", "scale", "container", "codec", "quality", "size_bytes", "tile")
+    __slots__ = ("task", "model", "scale", "container", "codec", "quality", "size_bytes", "tile", "factor")
     TASK_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +265,7 @@ class VideoConfig(_message.Message):
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TILE_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_FIELD_NUMBER: _ClassVar[int]
     task: str
     model: str
     scale: int
@@ -263,7 +274,8 @@ class VideoConfig(_message.Message):
     quality: int
     size_bytes: int
     tile: int
-    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., scale: _Optional[int] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., quality: _Optional[int] = ..., size_bytes: _Optional[int] = ..., tile: _Optional[int] = ...) -> None: ...
+    factor: int
+    def __init__(self, task: _Optional[str] = ..., model: _Optional[str] = ..., scale: _Optional[int] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., quality: _Optional[int] = ..., size_bytes: _Optional[int] = ..., tile: _Optional[int] = ..., factor: _Optional[int] = ...) -> None: ...
 
 class VideoResponse(_message.Message):
     __slots__ = ("chunk", "summary")

@@ -104,7 +104,8 @@ class FiltersServicer:
 
     def StreamFrames(self, request_iterator, context):
         """Live frames: send one FrameStreamRequest with `config`, then one per frame. One FrameResult
-        comes back per frame, in the order the frames were sent. The server reads at most
+        comes back per frame, in the order the frames were sent: the filtered image (superres,
+        style) or the frame's detections (detect). The server reads at most
         `max_in_flight` frames ahead of the results the client has taken, so a client that stops
         reading stops being read from (HTTP/2 flow control then holds its sends).
         """
@@ -116,6 +117,7 @@ class FiltersServicer:
         """A video file: send one VideoRequest with `config`, then the file's bytes as `chunk`s; once
         the upload ends (half-close), the filtered file comes back as `chunk`s (fragmented MP4 or
         Matroska, in file order), then one `summary`. Audio and subtitles are copied unchanged.
+        Task "interpolate" multiplies the frame rate by `factor` (frames made between the frames).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
