@@ -10,8 +10,18 @@ import numpy as np
 
 from service.core import ServedModel, ServingCore
 from service.errors import PayloadTooLarge, Unprocessable
-from service.media import device
-from service.media.images import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode, probe, upscale_alpha
+from service.media import device, device_png
+from service.media.images import (
+    CONTENT_TYPES,
+    DecodedImage,
+    EncodeOptions,
+    ImageHeader,
+    decode,
+    encode,
+    probe,
+    upscale_alpha,
+)
+from service.media.png_rows import filtered_rows
 from service.pipelines.tiling import Tile, cut, plan_tiles, stitch, stitch_into, whole_image
 from service.scheduling.records import BatchTiming, RequestTicket
 from service.timing import StageTimer
@@ -106,9 +116,32 @@ async def superres_bytes(
     """Encoded image in, encoded image out: what every front end calls for one superres request."""
     with timer.measure("decode"):
         header = probe(data, core.settings.limits.max_input_pixels)
-        image = await core.offload(decode, data, header)
+        image = await decode_input(core, served, data, header)
     body = await upscale_encoded(core, served, image, options, tile, ticket, timer)
     return EncodedImage(body, CONTENT_TYPES[options.format], timer)
+
+
+async def decode_input(core: ServingCore, served: ServedModel, data: bytes, header: ImageHeader) -> DecodedImage:
+    """The request's image, decoded on the codec pool. For a model on the GPU an 8-bit RGB PNG is
+    inflated by ISA-L and unfiltered on the GPU (`device_png`) when FILTERS_GPU_DECODE is on."""
+    if header.format == "PNG" and header.orientation == 1 and await _png_on_device(core, served):
+        return await core.offload(_decode_png_on_device, data, header)
+    return await core.offload(decode, data, header)
+
+
+async def _png_on_device(core: ServingCore, served: ServedModel) -> bool:
+    if not (core.settings.gpu_decode and served.scheduler.pool.outputs_on_device):
+        return False
+    if not device_png.known():
+        await core.offload(device_png.problem)  # once: compiles and checks the kernel
+    return device_png.problem() is None
+
+
+def _decode_png_on_device(data: bytes, header: ImageHeader) -> DecodedImage:
+    rows = filtered_rows(data)
+    if rows is None:  # palette, grey, alpha, 16-bit, interlaced: the host decoder
+        return decode(data, header)
+    return DecodedImage(device_png.unfilter(rows), None, False, 8)
 
 
 async def upscale_encoded(

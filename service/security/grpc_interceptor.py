@@ -72,11 +72,16 @@ class _CallPolicy:
                 trailing += (("retry-after", str(max(1, math.ceil(error.retry_after_s)))),)
             await context.abort(grpc.StatusCode[error.grpc_code], error.message, trailing)
 
-    def finished(self, context: Context, started: float, failed: bool) -> None:
-        code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+    def finished(self, context: Context | None, peer: str, started: float, failed: bool) -> None:
+        """Log the call. `context` None: the call was torn down before its handler ended (a closed
+        stream), and its context must not be touched: grpc's `code()` on it can crash the process."""
+        if context is None:
+            name = grpc.StatusCode.CANCELLED.name
+        else:
+            code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        access_log.info('%s - "%s" %s %.1f ms', context.peer(), self.method, name, elapsed_ms)
+        access_log.info('%s - "%s" %s %.1f ms', peer, self.method, name, elapsed_ms)
 
 
 class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
@@ -157,7 +162,7 @@ async def _admitted(request: Any, context: Context, policy: _CallPolicy, streami
 
 def _unary(behavior: Callable[..., Any], policy: _CallPolicy, streaming_request: bool) -> Callable[..., Awaitable[Any]]:
     async def call(request: Any, context: Context) -> Any:
-        started, failed = time.perf_counter(), True
+        started, failed, peer = time.perf_counter(), True, context.peer()
         try:
             request = await _admitted(request, context, policy, streaming_request)
             result = behavior(request, context)
@@ -165,7 +170,7 @@ def _unary(behavior: Callable[..., Any], policy: _CallPolicy, streaming_request:
             failed = False
             return response
         finally:
-            policy.finished(context, started, failed)
+            policy.finished(context, peer, started, failed)
 
     return call
 
@@ -174,7 +179,8 @@ def _streaming(
     behavior: Callable[..., Any], policy: _CallPolicy, streaming_request: bool
 ) -> Callable[..., AsyncIterator[Any]]:
     async def call(request: Any, context: Context) -> AsyncIterator[Any]:
-        started, failed = time.perf_counter(), True
+        started, failed, peer = time.perf_counter(), True, context.peer()
+        torn_down = False
         try:
             request = await _admitted(request, context, policy, streaming_request)
             result = behavior(request, context)
@@ -187,8 +193,11 @@ def _streaming(
                 for response in result:
                     yield response
             failed = False
+        except GeneratorExit:  # closed after the call ended (the client went away): its context is gone
+            torn_down = True
+            raise
         finally:
-            policy.finished(context, started, failed)
+            policy.finished(None if torn_down else context, peer, started, failed)
 
     return call
 

@@ -77,6 +77,7 @@ def start_server(
             "FILTERS_MODEL_REPOSITORY": str(repository),
             "FILTERS_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",  # a crash leaves every thread's stack in the server log
         }
     )
     environment.update(env or {})
