@@ -24,12 +24,14 @@ RATE = 97  # samples per second and thread
 
 
 @contextlib.contextmanager
-def sampled(pid: int, path: Path, rate: int = RATE) -> Iterator[None]:
+def sampled(pid: int, path: Path, rate: int = RATE, gil: bool = False) -> Iterator[None]:
     """Sample `pid` and its children (every thread, on-CPU only; native frames off) while the block runs; the
-    window's length goes to `<path>.seconds` (for `summary`'s cores per thread)."""
+    window's length goes to `<path>.seconds` (for `summary`'s cores per thread). With `gil`, only the
+    thread holding the GIL is sampled: the summary's "cores" are then the share of time each held it."""
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--threads",
                "--nolineno", "--nonblocking", "--subprocesses", "--output", str(path)]  # fmt: skip
+    command += ["--gil"] if gil else []
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as exc:
@@ -51,7 +53,7 @@ def sampled(pid: int, path: Path, rate: int = RATE) -> Iterator[None]:
             path.with_suffix(".error").write_text(output.decode(errors="replace")[-2000:])
 
 
-def summary(path: Path, top: int = 25) -> list[str]:
+def summary(path: Path, top: int = 25, what: str = "on-CPU") -> list[str]:
     """Markdown lines: samples per thread, and the functions with the most samples, on top of the
     stack (self) and anywhere in it (inclusive)."""
     if not path.exists():
@@ -86,6 +88,6 @@ def summary(path: Path, top: int = 25) -> list[str]:
             for name, n in counts.most_common(top)
         ]
         head = ["| share | CPU cores | where |", "|---|---|---|"]
-        return ["", f"{title} ({total} on-CPU samples in {seconds:.1f} s):", "", *head, *rows]
+        return ["", f"{title} ({total} {what} samples in {seconds:.1f} s):", "", *head, *rows]
 
     return [*table("Threads", threads), *table("Self (top of stack)", own), *table("Inclusive", inclusive)]

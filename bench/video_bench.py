@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -155,26 +156,71 @@ class Server:
 
 
 class GpuSampler:
-    """Mean GPU utilisation (nvidia-smi) while a run lasts; None without nvidia-smi."""
+    """Mean GPU utilisation while a run lasts, from one `nvidia-smi -lms 250` process (one process
+    for the whole run: starting nvidia-smi four times a second would itself cost CPU); None without it."""
 
     def __init__(self) -> None:
         self.values: list[float] = []
-        self._stop = threading.Event()
+        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "250"]
+        try:
+            self._process: subprocess.Popen[str] | None = subprocess.Popen(
+                query, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+        except OSError:
+            self._process = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
-        while not self._stop.wait(0.25):
-            try:
-                self.values.append(float(subprocess.run(query, capture_output=True, text=True).stdout.split()[0]))
-            except (OSError, ValueError, IndexError):
-                return
+        if self._process is None or self._process.stdout is None:
+            return
+        for line in self._process.stdout:
+            with contextlib.suppress(ValueError, IndexError):
+                self.values.append(float(line.split()[0]))
 
     def stop(self) -> float | None:
-        self._stop.set()
-        self._thread.join()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+        self._thread.join(10)
         return round(sum(self.values) / len(self.values), 1) if self.values else None
+
+
+class CpuMeter:
+    """Busy CPU cores of the whole machine (/proc/stat) and of one process (its threads', and the
+    minor page faults it took) between construction and `read()`; Linux only, else empty."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self._pid = pid
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float] | None:
+        try:
+            fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            process = (0.0, 0.0)
+            if self._pid is not None:
+                stat = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
+                process = (float(stat[11]) + float(stat[12]), float(stat[7]))  # utime + stime; minflt
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), sum(fields) - idle, *process
+
+    def read(self, frames: int = 0) -> dict[str, float]:
+        end = self._sample()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return {}
+        cpus = os.cpu_count() or 1
+        total = end[0] - self._start[0]
+        machine = (end[1] - self._start[1]) / total * cpus
+        ticks_per_s = os.sysconf("SC_CLK_TCK")
+        wall_s = total / cpus / ticks_per_s
+        result = {"machine_busy_cores": round(machine, 2)}
+        if self._pid is not None:
+            result["server_cores"] = round((end[2] - self._start[2]) / ticks_per_s / wall_s, 2)
+            if frames:
+                result["server_page_faults_per_frame"] = round((end[3] - self._start[3]) / frames)
+        return result
 
 
 def end_to_end(
@@ -182,6 +228,7 @@ def end_to_end(
 ) -> dict[str, Any]:
     """POST the clip, read the streamed answer; frames/s from request start to last byte."""
     gpu = GpuSampler()
+    cpu = CpuMeter(server.process.pid)
     started = time.perf_counter()
     first, last, size = None, 0.0, 0
     sink = keep.open("wb") if keep else io.BytesIO()
@@ -203,6 +250,7 @@ def end_to_end(
     steady = streamed / (last - first) if first is not None and last > first and streamed > 0 else None
     row.update(first_byte_s=round(first or 0.0, 2), steady_fps=steady and round(steady, 1), bytes=size)
     row["gpu_util_pct"] = gpu.stop()
+    row.update(cpu.read(frames))
     return row
 
 
@@ -242,6 +290,7 @@ def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segm
     for index, frame in enumerate(frames):
         frame.pts, frame.time_base = index, Fraction(1) / rate
     cores = os.cpu_count() or 1
+    cpu = CpuMeter()
     started = time.perf_counter()
     if segments == 1:
         ctx = _context(preset, frames[0], rate, 0)
@@ -253,7 +302,7 @@ def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segm
         size = sum(p.size for f in frames for p in encoders.submit(f)) + sum(p.size for p in encoders.finish())
     seconds = time.perf_counter() - started
     return {"preset": preset, "encoders": segments, "frames": len(frames), "seconds": round(seconds, 2),
-            "fps": round(len(frames) / seconds, 1), "bytes": size}  # fmt: skip
+            "fps": round(len(frames) / seconds, 1), "bytes": size, **cpu.read()}  # fmt: skip
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -280,11 +329,11 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
     frames = result["input"]["frames"]
     repository = model_repository(args, work, size)
     keep = work / "output.mp4"
-    for segments in (1, args.segments):
-        serve(args, repository, segments, (clip, warm, keep), result, save)
+    for config in server_configs(args):
+        serve(args, repository, config, (clip, warm, keep), result, save)
     rate = Fraction(result["input"]["fps"]).limit_denominator(1001)
     decoded, result["output"] = decoded_frames(keep, frames)
-    for segments in (1, args.segments):
+    for segments in sorted({1, args.segments}):
         for preset in PRESETS:
             if time.monotonic() - STARTED > args.budget_s:
                 result["skipped"].append(f"encoder alone {preset} x{segments}: over the time budget")
@@ -295,20 +344,42 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
     return result
 
 
+@dataclass(frozen=True)
+class ServerConfig:
+    """One server of the run: its label, encoders per video, and extra environment."""
+
+    label: str
+    segments: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def server_configs(args: argparse.Namespace) -> list[ServerConfig]:
+    """One encoder; each `--variant` (one encoder, its environment); `--segments` encoders."""
+    configs = [ServerConfig("1 encoder")]
+    for variant in args.variant:
+        label, _, assignments = variant.partition(":")
+        env = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        configs.append(ServerConfig(label, 1, env))
+    if args.segments > 1:
+        configs.append(ServerConfig(f"{args.segments} encoders", args.segments))
+    return configs
+
+
 def serve(
     args: argparse.Namespace,
     repository: Path,
-    segments: int,
+    config: ServerConfig,
     clips: tuple[Path, Path, Path],
     result: dict[str, Any],
     save: Callable[[dict[str, Any]], None],
 ) -> None:
-    """One server (with `segments` encoders per video): a warm-up request, then each preset."""
+    """One server: a warm-up request, then each preset."""
     clip, warm, keep = clips
     runtime = '["onnxruntime"]' if args.cpu_smoke else '["torch","onnxruntime"]'
-    env = {"FILTERS_RUNTIME_PREFERENCE": runtime, "FILTERS_VIDEO__ENCODER_SEGMENTS": str(segments),
-           "FILTERS_VIDEO__FRAMES_IN_FLIGHT": str(args.frames_in_flight)}  # fmt: skip
-    log = args.out / f"server-{segments}.log"
+    env = {"FILTERS_RUNTIME_PREFERENCE": runtime, "FILTERS_VIDEO__ENCODER_SEGMENTS": str(config.segments),
+           "FILTERS_VIDEO__FRAMES_IN_FLIGHT": str(args.frames_in_flight)} | config.env  # fmt: skip
+    index = len([k for k in result if k.startswith("server_log")]) + 1
+    log = args.out / f"server-{index}.log"
     server = Server(repository, log, env)
     try:
         result["models"] = httpx.get(f"{server.url}/v1/models", trust_env=False).json()["models"]
@@ -321,26 +392,28 @@ def serve(
             end_to_end(server, warm, "ultrafast", 0, None)
         for preset in PRESETS:
             if time.monotonic() - STARTED > args.budget_s:
-                result["skipped"].append(f"end to end {preset} x{segments}: over the time budget")
+                result["skipped"].append(f"end to end {preset}, {config.label}: over the time budget")
                 continue
-            kept = keep if segments == 1 and preset == "ultrafast" else None
-            profile = args.out / f"profile-{preset}-{segments}.txt"
-            with sampled(server.process.pid, profile) if args.profile else contextlib.nullcontext():
+            kept = keep if index == 1 and preset == "ultrafast" else None
+            profile = args.out / f"profile-{preset}-{index}.txt"
+            profiling = args.profile or args.gil
+            with sampled(server.process.pid, profile, gil=args.gil) if profiling else contextlib.nullcontext():
                 row = end_to_end(server, clip, preset, result["input"]["frames"], kept, result["input"]["fps"])
-            if args.profile:
-                result.setdefault("profiles", {})[f"{preset}, {segments} encoder(s)"] = summary(profile)
-            row["encoders"] = segments
+            if profiling:
+                what = "GIL-holding" if args.gil else "on-CPU"
+                result.setdefault("profiles", {})[f"{preset}, {config.label}"] = summary(profile, what=what)
+            row.update(encoders=config.segments, server=config.label)
             print(row, flush=True)
             result["e2e"].append(row)
             save(result)
     finally:
         server.stop()
-        result[f"server_log_{segments}"] = _log_lines(log)
+        result[f"server_log_{index}"] = [f"({config.label})", *_log_lines(log)]
 
 
 def _log_lines(path: Path) -> list[str]:
     """What the server said about its decoder, encoder and runtime."""
-    wanted = re.compile(r"NVDEC|nvenc|video (de|en)cod|ready on|runtime")
+    wanted = re.compile(r"NVDEC|nvenc|video (de|en)cod|ready on|runtime|encoder thread")
     return [line.split(": ", 1)[-1] for line in path.read_text(errors="replace").splitlines() if wanted.search(line)]
 
 
@@ -356,18 +429,21 @@ def render(result: dict[str, Any]) -> str:
         f"- model: {models}",
         f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core", "",
         "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s "
-        "| frames/s after the first fragment | GPU util % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| frames/s after the first fragment | GPU util % | busy CPU cores (machine / server) "
+        "| server page faults per frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in result["e2e"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100 if alone.get((r["preset"], 1)) else float("nan")
-        lines.append(f"| end to end | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} | {r['fps']} "
-                     f"| {ratio:.0f}% | {r['first_byte_s']} | {r.get('steady_fps')} "
-                     f"| {r['gpu_util_pct']} |")  # fmt: skip
+        lines.append(f"| end to end ({r.get('server', r['encoders'])}) | {r['preset']} | {r['encoders']} "
+                     f"| {r['frames']} | {r['seconds']} | {r['fps']} | {ratio:.0f}% | {r['first_byte_s']} "
+                     f"| {r.get('steady_fps')} | {r['gpu_util_pct']} "
+                     f"| {r.get('machine_busy_cores')} / {r.get('server_cores')} "
+                     f"| {r.get('server_page_faults_per_frame')} |")  # fmt: skip
     for r in result["encoder"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100
         lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
-                     f"| {r['fps']} | {ratio:.0f}% | | | |")  # fmt: skip
+                     f"| {r['fps']} | {ratio:.0f}% | | | | {r.get('machine_busy_cores')} | |")  # fmt: skip
     lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
     for name, profile in result.get("profiles", {}).items():
         lines += ["", f"## Server profile: end to end, {name} (py-spy)", *profile]
@@ -385,7 +461,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--frames-in-flight", type=int, default=16)
     parser.add_argument("--slots", type=int, default=1, help="model instances (execution slots) on the GPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (default mode)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server in the first end-to-end run")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server in the end-to-end runs")
+    parser.add_argument("--gil", action="store_true", help="py-spy only the thread holding the GIL (--profile's place)")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="LABEL:ENV=VALUE,...",
+        help="one more one-encoder server with this environment (repeatable), e.g. 'a:FILTERS_X=1,FILTERS_Y=2'",
+    )  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny, on the CPU: check the script")

@@ -20,6 +20,7 @@ from service.repository.loader import scan_repository
 from service.runtimes.base import ExecutionSlot, Runtime, SlotPlacement
 from service.runtimes.fault_injection import with_fault_injection
 from service.runtimes.registry import choose_runtime
+from service.runtimes.torch_cuda import waiting
 from service.scheduling.batcher import BatchPolicy
 from service.scheduling.records import RequestTicket
 from service.scheduling.scheduler import ModelScheduler
@@ -68,6 +69,7 @@ class ServingCore:
         self.models: dict[str, ServedModel] = {}
         self.state = ServerState()
         self._codec_pool = ThreadPoolExecutor(settings.codec_threads, thread_name_prefix="codec")
+        waiting.set_mode(settings.gpu_wait)
 
     async def start(self) -> None:
         """Load and warm up every model; readiness turns true only when all are up."""

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     gpu_decode: bool = Field(
         False, description="Unfilter 8-bit RGB PNG inputs on the GPU (inflate by ISA-L) when the model runs there."
     )
+    gpu_wait: Literal["block", "spin"] = Field(
+        "block", description="How threads wait for the GPU: sleeping (frees the core) or spinning (CUDA's default)."
+    )
     grpc_port: int = Field(8001, ge=0, le=65535, description="gRPC port, same address as HTTP (0 picks a free one).")
     workers: int = Field(
         1, ge=1, le=64, description="Server processes sharing the HTTP and gRPC ports (service/processes.py)."

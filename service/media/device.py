@@ -122,8 +122,10 @@ def yuv420_into(rgb: torch.Tensor, space: int, full_range: bool, planes: Sequenc
     Chroma is the mean of each 2x2 block; `space` is the colour matrix (FFmpeg's code, see
     `yuv.LUMA_WEIGHTS`). On CUDA the conversion runs on a stream of the calling thread's own (not
     the legacy default stream, which would serialise it with the slots' batches), and the planes
-    are copied straight into `planes`: no staging copy, and the GIL is free while they travel."""
+    come to the host through pinned memory while the thread sleeps (`waiting.wait_for`)."""
     import torch
+
+    from service.runtimes.torch_cuda.waiting import wait_for_current
 
     height, width = int(rgb.shape[0]), int(rgb.shape[1])
     with _side_stream(rgb.device):
@@ -134,8 +136,31 @@ def yuv420_into(rgb: torch.Tensor, space: int, full_range: bool, planes: Sequenc
         luma = (pixels @ weights[:, 0] + shift[0]).round_().clamp_(0, 255).to(torch.uint8)
         blocks = pixels.view(height // 2, 2, width // 2, 2, 3).mean(dim=(1, 3))
         chroma = (blocks @ weights[:, 1:] + shift[1:]).round_().clamp_(0, 255).to(torch.uint8)
-        for target, plane in zip(planes, (luma, chroma[..., 0], chroma[..., 1]), strict=True):
-            torch.from_numpy(target).copy_(plane)  # device -> host, synchronous on this stream
+        if rgb.device.type != "cuda":
+            for target, plane in zip(planes, (luma, chroma[..., 0], chroma[..., 1]), strict=True):
+                torch.from_numpy(target).copy_(plane)
+            return
+        # one pinned staging buffer per thread: the planes travel by DMA while this thread sleeps
+        # (not spinning), then numpy copies them into the frame with the GIL released
+        pixels_y, pixels_c = height * width, height * width // 4
+        staging = _pinned_staging(pixels_y + 2 * pixels_c)
+        host_y = staging[:pixels_y].view(height, width)
+        host_c = staging[pixels_y : pixels_y + 2 * pixels_c].view(2, height // 2, width // 2)
+        host_y.copy_(luma, non_blocking=True)
+        host_c.copy_(chroma.permute(2, 0, 1), non_blocking=True)
+        wait_for_current(rgb.device)
+        for target, host in zip(planes, (host_y, host_c[0], host_c[1]), strict=True):
+            np.copyto(target, host.numpy())
+
+
+def _pinned_staging(size: int) -> torch.Tensor:
+    """This thread's pinned host buffer of at least `size` bytes (reused: callers wait for their copies)."""
+    import torch
+
+    staging: torch.Tensor | None = getattr(_thread_streams, "staging", None)
+    if staging is None or staging.numel() < size:
+        staging = _thread_streams.staging = torch.empty(size, dtype=torch.uint8, pin_memory=True)
+    return staging
 
 
 def _side_stream(device: torch.device) -> contextlib.AbstractContextManager[object]:
@@ -155,8 +180,10 @@ def _nvjpeg(rgb: torch.Tensor, quality: int) -> bytes:
     import torch
     from torchvision.io import encode_jpeg
 
+    from service.runtimes.torch_cuda.waiting import wait_for_current
+
     chw = rgb.permute(2, 0, 1).contiguous()
-    torch.cuda.current_stream(rgb.device).synchronize()  # nvJPEG's stream does not wait for ours
+    wait_for_current(rgb.device)  # nvJPEG's stream does not wait for ours
     with _nvjpeg_lock:
         encoded = encode_jpeg(chw, quality=quality)
         assert isinstance(encoded, torch.Tensor)
@@ -168,9 +195,11 @@ def _download(tensor: torch.Tensor) -> np.ndarray:
     """A device tensor on the host (through pinned memory on CUDA), after the copy finished."""
     import torch
 
+    from service.runtimes.torch_cuda.waiting import wait_for_current
+
     if tensor.device.type != "cuda":
         return np.asarray(tensor.contiguous().numpy())
     host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
     host.copy_(tensor, non_blocking=True)
-    torch.cuda.current_stream(tensor.device).synchronize()
+    wait_for_current(tensor.device)
     return np.asarray(host.numpy())

@@ -1,5 +1,8 @@
 """Image codecs: header probe (Pillow, no pixel decode), decode and encode (OpenCV, GIL released).
 
+Plain 8-bit RGB PNGs, the common input, decode about twice as fast through `png_decode` (ISA-L and
+FFmpeg), with the same pixels.
+
 What the service does with unusual images:
 - EXIF orientation is applied at decode; the output is upright and carries no EXIF.
 - Grayscale is run as RGB and returned as grayscale.
@@ -21,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from service.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.media.png import FILTER_TYPES, encode_png
+from service.media.png_decode import decode_rgb_png
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit from the header, before decoding
 OutputFormat = Literal["png", "jpeg", "webp"]
@@ -121,6 +125,8 @@ def decode(data: bytes, header: ImageHeader) -> DecodedImage:
     """Decode to upright 8-bit RGB (+ alpha), following the rules in the module docstring."""
     if header.format == "PNG":
         _check_png_chunks(data)
+        if header.orientation == 1 and (rgb := decode_rgb_png(data)) is not None:
+            return DecodedImage(rgb=rgb, alpha=None, grayscale=False, source_bit_depth=8)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         raise InvalidInput(f"the {header.format} image could not be decoded (truncated or corrupt?)")

@@ -3,8 +3,9 @@
 Decoding a 960x540 PNG takes libpng ~12 ms of one core (inflate ~6 ms, unfiltering the rest); under
 load on the H200's host it was the service's limit (docs/performance.md). For GPU models the work is
 split (`device_png.py`): ISA-L inflates here (~3 ms for the same image), the GPU undoes the row
-filters. Only the common case takes this path: 8-bit RGB, not interlaced; everything else (palette,
-grey, alpha, 16-bit, interlaced) returns None and goes to the host decoder.
+filters; on the host `png_decode.py` undoes them with FFmpeg's. Only the common case takes this
+path: 8-bit RGB, not interlaced, no transparency key; everything else (palette, grey, alpha, tRNS,
+16-bit, interlaced) returns None and goes to OpenCV.
 """
 
 from __future__ import annotations
@@ -31,20 +32,21 @@ class FilteredRows:
 
 
 def filtered_rows(data: bytes) -> FilteredRows | None:
-    """The scanlines of an 8-bit RGB non-interlaced PNG, CRCs checked; None for any other PNG.
+    """The scanlines of an 8-bit RGB non-interlaced PNG without a transparency key (tRNS: libpng
+    would give it an alpha channel), CRCs checked; None for any other PNG.
 
     Raises InvalidInput for a PNG whose chunks or image data are damaged (as the host decoder would)."""
     if not data.startswith(SIGNATURE):
         return None
-    header, idat = _chunks(data)
+    header, idat, keyed = _chunks(data)
     if header is None:
         raise InvalidInput("the PNG image could not be decoded: no IHDR chunk")
     width, height, *layout = struct.unpack(">IIBBBBB", header)
-    if tuple(layout) != RGB8 or width < 1 or height < 1:
+    if tuple(layout) != RGB8 or width < 1 or height < 1 or keyed:
         return None
     stride = 1 + width * 3
     try:
-        raw = isal_zlib.decompress(b"".join(idat))
+        raw = isal_zlib.decompress(b"".join(idat), bufsize=stride * height + 1)  # one allocation, no regrowing
     except Exception as exc:  # isal_zlib.error (IsalError), untyped in the stubs
         raise InvalidInput(f"the PNG image could not be decoded (corrupt image data: {exc})") from None
     if len(raw) < stride * height:
@@ -58,9 +60,9 @@ def filtered_rows(data: bytes) -> FilteredRows | None:
     return FilteredRows(width, height, rows)
 
 
-def _chunks(data: bytes) -> tuple[bytes | None, list[bytes]]:
-    """IHDR's payload and the IDAT payloads, every chunk's CRC checked."""
-    at, header, idat = len(SIGNATURE), None, []
+def _chunks(data: bytes) -> tuple[bytes | None, list[bytes], bool]:
+    """IHDR's payload, the IDAT payloads and whether there is a tRNS chunk; every chunk's CRC checked."""
+    at, header, idat, keyed = len(SIGNATURE), None, [], False
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
         end = at + 12 + length
@@ -73,10 +75,12 @@ def _chunks(data: bytes) -> tuple[bytes | None, list[bytes]]:
             header = payload
         elif kind == b"IDAT":
             idat.append(payload)
+        elif kind == b"tRNS":
+            keyed = True
         elif kind == b"IEND":
             break
         at = end
-    return header, idat
+    return header, idat, keyed
 
 
 def filter_rows_by_type(pixels: np.ndarray, types: np.ndarray) -> np.ndarray:

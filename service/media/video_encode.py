@@ -19,6 +19,8 @@ import functools
 import io
 import logging
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +35,7 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
 from service.errors import Unprocessable
+from service.media.mux_thread import MuxThread
 from service.media.video import ColorInfo, CopiedPacket, VideoProbe
 from service.media.video_segments import SegmentEncoders
 
@@ -92,6 +95,11 @@ class ByteSink(Protocol):
     """Where the muxer writes, front to back (never seeks)."""
 
     def write(self, data: bytes) -> int: ...
+
+
+OutputTarget = ByteSink | str
+"""A `ByteSink` (PyAV calls its `write` with the GIL held), or an FFmpeg URL such as `pipe:FD`
+(FFmpeg writes there in C, without the GIL: `pipelines/video.py` muxes into a pipe)."""
 
 
 def validate_options(options: VideoEncodeOptions) -> None:
@@ -233,7 +241,8 @@ def _tagged(frame: av.VideoFrame, color: ColorInfo) -> av.VideoFrame:
 
 
 class VideoWriter:
-    """Encodes frames and muxes them with the copied streams into `sink` (blocking: one thread).
+    """Encodes frames and muxes them with the copied streams into `sink`; call it from one thread
+    (the muxing runs on a `MuxThread` of its own once the first frame has started the file).
 
     The video stream is added at the first frame (its size is the filter's output size), then the
     copied streams; the first bytes leave with the first fragment (MP4) or at once (Matroska).
@@ -244,7 +253,7 @@ class VideoWriter:
 
     def __init__(
         self,
-        sink: ByteSink,
+        sink: OutputTarget,
         source: Path,
         probe: VideoProbe,
         options: VideoEncodeOptions,
@@ -266,7 +275,10 @@ class VideoWriter:
         self._copied: dict[int, av.stream.Stream] = {}
         self._pending: list[CopiedPacket] = []
         self._last_pts: int | None = None
+        self._muxer: MuxThread | None = None
         self.frames = 0
+        self.encode_s = 0.0  # time in the encoder's calls (waiting for its threads included)
+        self.mux_s = 0.0  # time handing packets to the mux thread (waiting while its queue is full)
 
     @property
     def encoder(self) -> str:
@@ -277,10 +289,12 @@ class VideoWriter:
         video = self._video or self._start(frame.width, frame.height)
         frame.pts = self._next_pts(frame.pts)
         frame.time_base = video.codec_context.time_base
-        if self._segments is not None:
-            self._mux_video(self._segments.submit(frame))
-        else:
-            self._out.mux(video.encode(frame))
+        started = time.perf_counter()
+        packets = self._segments.submit(frame) if self._segments is not None else video.encode(frame)
+        encoded = time.perf_counter()
+        self._submit_video(packets)
+        self.mux_s += time.perf_counter() - encoded
+        self.encode_s += encoded - started
         self.frames += 1
 
     def write_packet(self, item: CopiedPacket) -> None:
@@ -289,21 +303,25 @@ class VideoWriter:
             self._pending.append(item)
             return
         item.packet.stream = self._copied[item.stream_index]
-        self._out.mux(item.packet)
+        self._submit([item.packet])
 
     def close(self) -> None:
         """Flush the encoder and finish the file (the last fragment and the trailer)."""
         try:
             if self._segments is not None:
-                self._mux_video(self._segments.finish())
+                self._submit_video(self._segments.finish())
             elif self._video is not None:
-                self._out.mux(self._video.encode(None))
+                self._submit_video(self._video.encode(None))
+            if self._muxer is not None:
+                self._muxer.finish()
             self._out.close()
         finally:
             self._templates.close()
 
     def abort(self) -> None:
         """Release everything without finishing the file (after a failure)."""
+        if self._muxer is not None:
+            self._muxer.stop()
         if self._segments is not None:
             self._segments.close()
         for container in (self._out, self._templates):
@@ -312,10 +330,19 @@ class VideoWriter:
             except Exception:  # already failing: the first error is the one reported
                 log.debug("closing a video container after a failure failed", exc_info=True)
 
-    def _mux_video(self, packets: list[av.Packet[Any]]) -> None:
-        assert self._video is not None
+    def _submit_video(self, packets: list[av.Packet[Any]]) -> None:
         for packet in packets:
-            packet.stream = self._video
+            packet.stream = self._video  # segment encoders' packets have none yet
+        self._submit(packets)
+
+    def _submit(self, packets: list[av.Packet[Any]]) -> None:
+        """Hand packets to the mux thread (which muxes them in this order)."""
+        assert self._muxer is not None
+        self._muxer.submit(packets)
+
+    def _mux(self, packets: Sequence[av.Packet[Any]]) -> None:
+        """On the mux thread."""
+        for packet in packets:
             self._out.mux(packet)
 
     def _start(self, width: int, height: int) -> av.video.stream.VideoStream:
@@ -326,6 +353,7 @@ class VideoWriter:
         self._video = video
         if self._segment_count > 1:
             self._segments = SegmentEncoders(self._segment_context, self._segment_count, video.codec_context.gop_size)
+        self._muxer = MuxThread(self._mux)
         for item in self._pending:
             self.write_packet(item)
         self._pending.clear()

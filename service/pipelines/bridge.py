@@ -1,23 +1,25 @@
 """Bounded channels between the event loop and worker threads (video decode and encode).
 
-A `Channel` is an `asyncio.Queue` that worker threads can also use: the loop side awaits, a
-thread blocks. Because the queue is bounded, a slow consumer stops its producer, wherever each
-runs, and memory stays flat. `close()` releases a thread blocked on a channel nobody serves
-any more (it raises `ChannelClosed` there), so worker threads never outlive their request.
+A `Channel` is a janus queue: the loop side awaits, a thread blocks, and a thread's put or get
+takes a lock, not a trip through the event loop, so a busy loop does not slow the threads. (When
+every get went through the loop, the video encoder thread waited ~3 ms a frame for the loop to hand
+over a frame that was already queued: bench/results/video_h200_run4_diagnostics.md.) Because the
+queue is bounded, a slow consumer stops its producer, wherever each runs, and memory stays flat.
+`close()` releases whoever is blocked on a channel nobody serves any more (`ChannelClosed` there),
+so worker threads never outlive their request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import janus
 
 T = TypeVar("T")
-R = TypeVar("R")
-_POLL_S = 0.1
 
 
 class ChannelClosed(Exception):
@@ -25,51 +27,42 @@ class ChannelClosed(Exception):
 
 
 class Channel(Generic[T]):
-    """A bounded FIFO shared by the event loop (`put`, `get`) and threads (`put_blocking`, `get_blocking`)."""
+    """A bounded FIFO shared by the event loop (`put`, `get`) and threads (`put_blocking`, `get_blocking`).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
-        self._loop = loop
-        self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
-        self._closed = threading.Event()
+    Create it on the loop's thread; after `close()` every put and get raises `ChannelClosed`."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: janus.Queue[T] = janus.Queue(maxsize)
 
     async def put(self, item: T) -> None:
-        await self._queue.put(item)
+        try:
+            await self._queue.async_q.put(item)
+        except janus.AsyncQueueShutDown:
+            raise ChannelClosed from None
 
     async def get(self) -> T:
-        return await self._queue.get()
+        try:
+            return await self._queue.async_q.get()
+        except janus.AsyncQueueShutDown:
+            raise ChannelClosed from None
 
     def put_blocking(self, item: T) -> None:
         """From a worker thread: wait for room, then put; `ChannelClosed` once the channel is closed."""
-        self._wait(lambda: self._queue.put(item))
+        try:
+            self._queue.sync_q.put(item)
+        except janus.SyncQueueShutDown:
+            raise ChannelClosed from None
 
     def get_blocking(self) -> T:
         """From a worker thread: wait for an item; `ChannelClosed` once the channel is closed."""
-        return self._wait(self._queue.get)
+        try:
+            return self._queue.sync_q.get()
+        except janus.SyncQueueShutDown:
+            raise ChannelClosed from None
 
     def close(self) -> None:
-        """Release the threads blocked on this channel (they get `ChannelClosed`)."""
-        self._closed.set()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def _wait(self, make: Callable[[], Coroutine[Any, Any, R]]) -> R:
-        if self._closed.is_set():
-            raise ChannelClosed
-        try:
-            future = asyncio.run_coroutine_threadsafe(make(), self._loop)
-        except RuntimeError:  # the loop is closed: nobody will ever serve this channel
-            raise ChannelClosed from None
-        while True:
-            try:
-                return future.result(timeout=_POLL_S)
-            except concurrent.futures.TimeoutError:
-                if self._closed.is_set():
-                    future.cancel()
-                    raise ChannelClosed from None
-            except concurrent.futures.CancelledError:
-                raise ChannelClosed from None
+        """Drop what is queued and release everyone blocked on this channel (`ChannelClosed`)."""
+        self._queue.shutdown(immediate=True)
 
 
 class Worker:

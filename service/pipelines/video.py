@@ -1,11 +1,12 @@
 """The video pipeline, for any image-to-image filter: decode -> filter each frame -> encode -> bytes.
 
-    reader thread          event loop (pump task)                 writer thread
-    demux + decode  --->   frame -> RGB -> frame_filter -> YUV   --->  encode + mux  ---> chunks
+    reader thread          event loop (pump task)                 writer thread   mux thread
+    demux + decode  --->   frame -> RGB -> frame_filter -> YUV   --->  encode  --->   mux  ---> chunks
     (copied packets pass through in file order)
 
-Every arrow is a bounded `Channel`, and at most `frames_in_flight` frames are between the
-reader and the writer, so memory stays flat however long the video is. Frames are filtered
+Every arrow is a bounded queue (`Channel`s, and the `VideoWriter`'s packet queue), and at most
+`frames_in_flight` frames are between the reader and the writer, so memory stays flat however long
+the video is. Frames are filtered
 concurrently (tiles of consecutive frames batch together in the model's scheduler) and handed to
 the encoder in their original order. The RGB conversions run on the core's codec pool.
 """
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -205,9 +207,9 @@ class _VideoRun:
         self.core, self.source, self.probe = core, source, probe
         self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(core, frame_filter)
         self.options, self.ticket, self.progress = options, ticket, progress
-        self.decoded: Channel[Decoded] = Channel(loop, self.window)
-        self.to_encode: Channel[ToEncode] = Channel(loop, self.window)
-        self.output: Channel[Output] = Channel(loop, _OUTPUT_CHUNKS)
+        self.decoded: Channel[Decoded] = Channel(self.window)
+        self.to_encode: Channel[ToEncode] = Channel(self.window)
+        self.output: Channel[Output] = Channel(_OUTPUT_CHUNKS)
         self.finished = False
         self._color = output_color(probe.color)
         self._reader = Worker("video-decode", self._read)
@@ -253,11 +255,7 @@ class _VideoRun:
                 settings.encoder_segments,
                 rate_factor=self.stage.rate_factor,
             )
-            while not isinstance(item := self.to_encode.get_blocking(), _End):
-                if isinstance(item, CopiedPacket):
-                    writer.write_packet(item)
-                else:
-                    writer.write_frame(item)
+            self._encode_all(writer)
             writer.close()
             self.output.put_blocking(END)
         except ChannelClosed:
@@ -268,6 +266,22 @@ class _VideoRun:
                 writer.abort()
             with contextlib.suppress(ChannelClosed):
                 self.output.put_blocking(_Failure(_service_error(exc, "encoding the video failed")))
+
+    def _encode_all(self, writer: VideoWriter) -> None:
+        """Encode frames and hand copied packets on until the end; log where the thread's time went."""
+        started = waited = 0.0
+        while True:
+            asked = time.perf_counter()
+            item = self.to_encode.get_blocking()
+            waited += time.perf_counter() - asked if started else 0.0  # not before the first frame
+            if isinstance(item, _End):
+                break
+            if isinstance(item, CopiedPacket):
+                writer.write_packet(item)
+            else:
+                started = started or asked
+                writer.write_frame(item)
+        _log_encoder_thread(writer, time.perf_counter() - started if started else 0.0, waited)
 
     async def _run_pump(self) -> None:
         window = _Window(self.window)
@@ -405,6 +419,16 @@ def _retrieve(task: asyncio.Task[list[av.VideoFrame]]) -> None:
     """Mark a dropped frame's error as seen (it is not the error the caller gets)."""
     if not task.cancelled():
         task.exception()
+
+
+def _log_encoder_thread(writer: VideoWriter, seconds: float, waited: float) -> None:
+    """Where the encoder thread's time went, from its first frame to the end: a pipeline that
+    feeds the encoder fast enough leaves it little time waiting for frames."""
+    log.info(
+        "video encoded: %d frames in %.2f s (%.1f frames/s); the encoder thread waited %.2f s for frames, "
+        "spent %.2f s in the encoder and %.2f s handing packets to the muxer",
+        writer.frames, seconds, writer.frames / seconds if seconds else 0.0, waited, writer.encode_s, writer.mux_s,
+    )  # fmt: skip
 
 
 def _service_error(exc: BaseException, what: str) -> ServiceError:

@@ -184,7 +184,7 @@ def test_multipart_parts_survive_any_chunking(parts: list[tuple[str, bytes]], cu
 
 def test_channel_blocks_a_thread_until_there_is_room_and_releases_it_on_close() -> None:
     async def run() -> list[object]:
-        channel: Channel[int] = Channel(asyncio.get_running_loop(), 2)
+        channel: Channel[int] = Channel(2)
         outcome: list[object] = []
 
         def producer() -> None:

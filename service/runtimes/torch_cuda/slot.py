@@ -32,6 +32,7 @@ from service.repository.config import LoadedConfig
 from service.repository.gpu import padded_batch, prepared_batch_sizes, prepared_shapes
 from service.runtimes.base import SlotPlacement
 from service.runtimes.torch_cuda.pixels import PixelFormat, model_to_pixels, pixels_to_model
+from service.runtimes.torch_cuda.waiting import wait_for
 
 log = logging.getLogger(__name__)
 Forward = Callable[..., tuple[torch.Tensor, ...]]
@@ -146,7 +147,7 @@ class TorchSlot:
             if static:  # a CUDA graph's output buffers: the next replay overwrites them
                 outputs = [out.clone() for out in outputs]
             if self._stream is not None:
-                self._stream.synchronize()
+                wait_for(self._stream)
             return outputs
 
     def input_buffer(self, index: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
@@ -215,7 +216,7 @@ class TorchSlot:
         hosts = [torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for out in outputs]
         for host, out in zip(hosts, outputs, strict=True):
             host.copy_(out, non_blocking=True)
-        self._stream.synchronize()
+        wait_for(self._stream)
         # the arrays keep their pinned blocks alive; torch's host allocator reuses them once freed
         return [host.numpy() for host in hosts]
 
