@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -79,6 +80,10 @@ class ServingCore:
                 await served.scheduler.pool.start(self._warmup(loaded.config) if self.settings.warmup else None)
                 self.models[served.name] = served
                 log.info("model %s ready on %s", served.name, ", ".join(served.scheduler.pool.descriptions))
+            # Everything loaded so far (a compiled model alone is ~500,000 objects) lives until exit: keep it
+            # out of the cyclic GC, whose full passes over it held the GIL ~200 ms each and stalled the
+            # event loop under load (docs/performance.md, "Garbage collection").
+            gc.freeze()
             self.state.loaded = True
         except Exception as exc:
             self.state.load_error = f"{type(exc).__name__}: {exc}"
