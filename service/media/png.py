@@ -66,7 +66,7 @@ def deflate(data: np.ndarray, level: int) -> bytes:
     return zlib.compress(view, level)
 
 
-def _chunk(kind: bytes, payload: bytes) -> list[bytes]:
+def chunk_parts(kind: bytes, payload: bytes) -> list[bytes]:
     """A chunk's parts; zlib.crc32 releases the GIL on large payloads."""
     crc = zlib.crc32(payload, zlib.crc32(kind))
     return [struct.pack(">I", len(payload)), kind, payload, struct.pack(">I", crc)]
@@ -80,7 +80,7 @@ def png_from_filtered(filtered: np.ndarray, width: int, height: int, channels: i
     idat = deflate(np.ascontiguousarray(filtered), level)
     # One join: bytes.join copies without the GIL (from 1 MiB of bytes parts); `a + b` holds it,
     # and a few 10 MB copies under the GIL per answer stall the event loop (measured on the H200).
-    return b"".join([SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", idat), *_chunk(b"IEND", b"")])
+    return b"".join([SIGNATURE, *chunk_parts(b"IHDR", header), *chunk_parts(b"IDAT", idat), *chunk_parts(b"IEND", b"")])
 
 
 def encode_png(pixels: np.ndarray, row_filter: RowFilter = "up", level: int = 1) -> bytes:

@@ -26,6 +26,7 @@ import av
 import numpy as np
 
 from service.errors import InvalidInput
+from service.media.png import chunk_parts
 from service.media.png_rows import RGB8, SIGNATURE, FilteredRows, filtered_rows
 
 _BLOCK = 65535  # the largest stored deflate block
@@ -66,7 +67,7 @@ def _stored_png(scanlines: FilteredRows) -> memoryview:
     at = len(SIGNATURE)
     out[:at] = np.frombuffer(SIGNATURE, np.uint8)
     header = struct.pack(">IIBBBBB", scanlines.width, scanlines.height, *RGB8)
-    out[at : at + 25] = np.frombuffer(_chunk(b"IHDR", header), np.uint8)
+    out[at : at + 25] = np.frombuffer(b"".join(chunk_parts(b"IHDR", header)), np.uint8)
     at += 25
     out[at : at + 10] = np.frombuffer(struct.pack(">I4sBB", payload, b"IDAT", 0x78, 0x01), np.uint8)
     body = at + 4  # the CRC covers the chunk type and the payload
@@ -85,7 +86,7 @@ def _stored_png(scanlines: FilteredRows) -> memoryview:
     out[at : at + 4] = np.frombuffer(struct.pack(">I", zlib.adler32(raw.data)), np.uint8)
     at += 4
     out[at : at + 4] = np.frombuffer(struct.pack(">I", zlib.crc32(out[body:at].data)), np.uint8)
-    out[at + 4 : at + 16] = np.frombuffer(_chunk(b"IEND", b""), np.uint8)
+    out[at + 4 : at + 16] = np.frombuffer(b"".join(chunk_parts(b"IEND", b"")), np.uint8)
     return out[:size].data
 
 
@@ -95,8 +96,3 @@ def _buffer(size: int) -> np.ndarray:
     if buffer is None or buffer.size < size:
         buffer = _scratch.buffer = np.empty(size, np.uint8)
     return buffer
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(kind))
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
