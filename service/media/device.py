@@ -10,9 +10,10 @@ bytes are downloaded:
 - PNG with a whole-image row filter (`none`, `sub`, `up`): the filter runs on the GPU, the
   filtered rows are downloaded (the same bytes as the pixels, no host pass over them) and ISA-L
   deflates them on the CPU (`service/media/png.py`).
-- Video frames: RGB -> 8-bit 4:2:0 on the GPU (`yuv420_into`), downloaded straight into the
-  encoder's frame: the host receives half the bytes, no CPU core spends ~30 ms per 4K frame in
-  swscale, and no host copy holds the GIL (PyAV's `from_ndarray` would, ~4 ms per 4K frame).
+- Video frames: RGB -> 8-bit 4:2:0 on the GPU (`yuv420_into`), downloaded into a reused pinned
+  buffer and copied from there into the encoder's frame: the host receives half the bytes, no CPU
+  core spends ~30 ms per 4K frame in swscale, and no host copy holds the GIL (PyAV's
+  `from_ndarray` would, ~4 ms per 4K frame).
 
 nvJPEG's encoder in torchvision runs on its own stream and does not wait for the caller's, so
 every function here synchronises the current stream before handing a tensor over, and before
