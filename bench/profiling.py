@@ -11,10 +11,13 @@ it, or without the right to attach, the run goes on unprofiled and the summary s
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -91,3 +94,84 @@ def summary(path: Path, top: int = 25, what: str = "on-CPU") -> list[str]:
         return ["", f"{title} ({total} {what} samples in {seconds:.1f} s):", "", *head, *rows]
 
     return [*table("Threads", threads), *table("Self (top of stack)", own), *table("Inclusive", inclusive)]
+
+
+def _thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
+    """Every thread of `pid`: its name (comm) and CPU ticks so far (utime + stime)."""
+    found: dict[int, tuple[str, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        found[int(task.name)] = (comm, int(stat[11]) + int(stat[12]))
+    return found
+
+
+def _python_threads(pid: int) -> dict[int, str]:
+    """OS thread id -> 'name: top frame' for the threads that run Python, from one `py-spy dump`."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    try:
+        text = subprocess.run([binary, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True,
+                              text=True, timeout=30).stdout  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    threads: dict[int, str] = {}
+    current: int | None = None
+    for line in text.splitlines():
+        match = re.match(r'Thread (\d+) \([^)]*\): "([^"]*)"', line)
+        if match:
+            current = int(match[1])
+            threads[current] = match[2]
+        elif current is not None and line.startswith("    ") and ":" not in threads[current]:
+            threads[current] += ": " + line.strip()
+    return threads
+
+
+class ThreadWindow:
+    """CPU per thread of `pid` over a window of `length_s` that opens `delay_s` after construction
+    (in the steady part of a run), each thread named by py-spy where it runs Python (else by its
+    OS name: x264, FFmpeg, CUDA and torch threads have no Python frames); Linux only."""
+
+    def __init__(self, pid: int, delay_s: float, length_s: float) -> None:
+        self.rows: list[str] = []
+        self._pid, self._delay_s, self._length_s = pid, delay_s, length_s
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._cancel.wait(self._delay_s):
+            return
+        try:
+            before = _thread_ticks(self._pid)
+            started = time.monotonic()
+            if self._cancel.wait(self._length_s):
+                return
+            after = _thread_ticks(self._pid)
+            seconds = time.monotonic() - started
+        except OSError:
+            return
+        names = _python_threads(self._pid)
+        ticks_per_s = os.sysconf("SC_CLK_TCK")
+        cores = {
+            tid: (after[tid][1] - before.get(tid, (comm, 0))[1]) / ticks_per_s / seconds
+            for tid, (comm, _) in after.items()
+        }
+        self.rows = [f"{len(after)} threads; busy cores over {seconds:.1f} s:", "",
+                     "| thread | name / Python thread: top frame | cores |", "|---|---|---|"]  # fmt: skip
+        native = [tid for tid in cores if tid not in names]
+        for tid in sorted(cores, key=cores.__getitem__, reverse=True)[:30]:
+            if cores[tid] >= 0.01:
+                self.rows.append(f"| {tid} | `{names.get(tid, after[tid][0])[:140]}` | {cores[tid]:.2f} |")
+        python_total = sum(cores[t] for t in cores if t in names)
+        native_total = sum(cores[t] for t in native)
+        self.rows += ["", f"Python threads {python_total:.2f} cores, other threads {native_total:.2f} "
+                      f"({len(native)} threads)."]  # fmt: skip
+
+    def finish(self) -> list[str]:
+        """The table (empty if the run ended before the window closed)."""
+        self._cancel.set()
+        self._thread.join(60)
+        return self.rows

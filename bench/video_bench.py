@@ -11,7 +11,8 @@
   `POST /v1/superres` with the 3840x2160 H.264 video; frames/s = frames / (last byte - request
   start), upload, probe, decode, model, conversions, encode and streaming included. Once with one
   encoder, once with `FILTERS_VIDEO__ENCODER_SEGMENTS` encoders on consecutive GOPs.
-- encoder alone: the end-to-end output decoded back to 4:2:0 frames in memory (the same pixels),
+- encoder alone: the pipeline's own 4:2:0 frames (one more request to the first server, answered
+  losslessly with crf 0, decoded into memory: the same pixels the server's encoder was given),
   then encoded by libx264 with the same settings (preset, crf 23, 2-second GOPs, frame threads on
   every core): the figure the pipeline is compared with; and the same with parallel segments.
 
@@ -50,7 +51,7 @@ from av.video.frame import PictureType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.profiling import sampled, summary  # noqa: E402
+from bench.profiling import ThreadWindow, sampled, summary  # noqa: E402
 from service.media.video_segments import SegmentEncoders  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 
@@ -58,6 +59,7 @@ NAME = "realesr-animevideov3"
 PRESETS = ("ultrafast", "veryfast")
 CRF = 23
 STARTED = time.monotonic()
+WINDOW: tuple[float, float] | None = None  # --threads-window: (delay, length) in seconds
 
 
 def make_input(source: Path, out: Path, frames: int, size: tuple[int, int]) -> dict[str, Any]:
@@ -224,16 +226,17 @@ class CpuMeter:
 
 
 def end_to_end(
-    server: Server, clip: Path, preset: str, frames: int, keep: Path | None, fps: float = 24.0
+    server: Server, clip: Path, preset: str, frames: int, keep: Path | None, fps: float = 24.0, crf: int = CRF
 ) -> dict[str, Any]:
     """POST the clip, read the streamed answer; frames/s from request start to last byte."""
     gpu = GpuSampler()
     cpu = CpuMeter(server.process.pid)
+    window = ThreadWindow(server.process.pid, *WINDOW) if WINDOW and frames else None
     started = time.perf_counter()
     first, last, size = None, 0.0, 0
     sink = keep.open("wb") if keep else io.BytesIO()
     with httpx.Client(timeout=600, trust_env=False) as client, sink:
-        params = {"preset": preset, "crf": str(CRF)}
+        params = {"preset": preset, "crf": str(crf)}
         headers = {"Content-Type": "video/mp4"}
         with client.stream("POST", f"{server.url}/v1/superres", params=params, content=clip.read_bytes(),
                            headers=headers) as answer:  # fmt: skip
@@ -251,6 +254,8 @@ def end_to_end(
     row.update(first_byte_s=round(first or 0.0, 2), steady_fps=steady and round(steady, 1), bytes=size)
     row["gpu_util_pct"] = gpu.stop()
     row.update(cpu.read(frames))
+    if window is not None:
+        row["threads"] = window.finish()
     return row
 
 
@@ -291,6 +296,7 @@ def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segm
         frame.pts, frame.time_base = index, Fraction(1) / rate
     cores = os.cpu_count() or 1
     cpu = CpuMeter()
+    window = ThreadWindow(os.getpid(), *WINDOW) if WINDOW else None
     started = time.perf_counter()
     if segments == 1:
         ctx = _context(preset, frames[0], rate, 0)
@@ -301,8 +307,9 @@ def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segm
         )
         size = sum(p.size for f in frames for p in encoders.submit(f)) + sum(p.size for p in encoders.finish())
     seconds = time.perf_counter() - started
+    threads = {"threads": window.finish()} if window is not None else {}
     return {"preset": preset, "encoders": segments, "frames": len(frames), "seconds": round(seconds, 2),
-            "fps": round(len(frames) / seconds, 1), "bytes": size, **cpu.read()}  # fmt: skip
+            "fps": round(len(frames) / seconds, 1), "bytes": size, **cpu.read(), **threads}  # fmt: skip
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -328,7 +335,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
     make_input(args.source, warm, min(48, args.frames), size)
     frames = result["input"]["frames"]
     repository = model_repository(args, work, size)
-    keep = work / "output.mp4"
+    keep = work / "lossless.mp4"
     for config in server_configs(args):
         serve(args, repository, config, (clip, warm, keep), result, save)
     rate = Fraction(result["input"]["fps"]).limit_denominator(1001)
@@ -394,11 +401,10 @@ def serve(
             if time.monotonic() - STARTED > args.budget_s:
                 result["skipped"].append(f"end to end {preset}, {config.label}: over the time budget")
                 continue
-            kept = keep if index == 1 and preset == "ultrafast" else None
             profile = args.out / f"profile-{preset}-{index}.txt"
             profiling = args.profile or args.gil
             with sampled(server.process.pid, profile, gil=args.gil) if profiling else contextlib.nullcontext():
-                row = end_to_end(server, clip, preset, result["input"]["frames"], kept, result["input"]["fps"])
+                row = end_to_end(server, clip, preset, result["input"]["frames"], None, result["input"]["fps"])
             if profiling:
                 what = "GIL-holding" if args.gil else "on-CPU"
                 result.setdefault("profiles", {})[f"{preset}, {config.label}"] = summary(profile, what=what)
@@ -406,6 +412,8 @@ def serve(
             print(row, flush=True)
             result["e2e"].append(row)
             save(result)
+        if index == 1:  # the pipeline's own frames for the encoder alone: a lossless answer (crf 0)
+            result["lossless"] = end_to_end(server, clip, "ultrafast", 0, keep, crf=0)
     finally:
         server.stop()
         result[f"server_log_{index}"] = [f"({config.label})", *_log_lines(log)]
@@ -426,6 +434,8 @@ def render(result: dict[str, Any]) -> str:
         f"- command: `{m['command']}`", f"- machine: {m['gpu']}; {m['cpus']} CPUs; host {m['host']}",
         f"- date: {m['date']}; Python {m['python']}, PyAV {m['pyav']} (libavcodec {m['ffmpeg']})",
         f"- input: {result['input']}; output: {result.get('output')}",
+        f"- the encoder alone's frames: the pipeline's own, from a lossless (crf 0) answer of "
+        f"{result.get('lossless', {}).get('bytes')} bytes",
         f"- model: {models}",
         f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core", "",
         "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s "
@@ -445,6 +455,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
                      f"| {r['fps']} | {ratio:.0f}% | | | | {r.get('machine_busy_cores')} | |")  # fmt: skip
     lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
+    for r in (*result["e2e"], *result["encoder"]):
+        if r.get("threads"):
+            where = f"end to end, {r.get('server', '')}" if "server" in r else "encoder alone"
+            lines += ["", f"## CPU by thread: {where}, {r['preset']}, {r['encoders']} encoder(s)", "", *r["threads"]]
     for name, profile in result.get("profiles", {}).items():
         lines += ["", f"## Server profile: end to end, {name} (py-spy)", *profile]
     for key in sorted(k for k in result if k.startswith("server_log")):
@@ -467,12 +481,20 @@ def parse() -> argparse.Namespace:
         "--variant", action="append", default=[], metavar="LABEL:ENV=VALUE,...",
         help="one more one-encoder server with this environment (repeatable), e.g. 'a:FILTERS_X=1,FILTERS_Y=2'",
     )  # fmt: skip
+    parser.add_argument(
+        "--threads-window", metavar="DELAY:LENGTH",
+        help="CPU per thread over LENGTH s starting DELAY s into each run (server's, and the encoder alone's)",
+    )  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny, on the CPU: check the script")
     args = parser.parse_args()
     if args.cpu_smoke:
         args.frames = min(args.frames, 24)
+    if args.threads_window:
+        global WINDOW
+        delay, _, length = args.threads_window.partition(":")
+        WINDOW = (float(delay), float(length))
     return args
 
 

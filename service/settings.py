@@ -55,6 +55,9 @@ class VideoSettings(BaseModel):
     encoder_segments: int = Field(
         1, ge=1, le=16, description="Encoders run in parallel on consecutive GOPs (1: one encoder; see docs/video.md)."
     )
+    encoder_threads: int = Field(
+        0, ge=0, le=256, description="Threads of the one software encoder (0: its own choice, 1.5 per core for x264)."
+    )
     max_batch_frames: int = Field(64, ge=1, le=4096, description="Most frames in one frame-batch request.")
 
 

@@ -248,7 +248,8 @@ class VideoWriter:
     copied streams; the first bytes leave with the first fragment (MP4) or at once (Matroska).
     With `segments` > 1, that many encoders take consecutive GOPs in parallel (video_segments.py).
     With `rate_factor` > 1 the stream's time base is the source's / rate_factor and its frame rate
-    the source's x rate_factor (frames' pts are then in that time base).
+    the source's x rate_factor (frames' pts are then in that time base). `threads`: the one
+    encoder's threads (0: its own choice, 1.5 per core for libx264).
     """
 
     def __init__(
@@ -260,6 +261,7 @@ class VideoWriter:
         hardware: bool,
         segments: int = 1,
         rate_factor: int = 1,
+        threads: int = 0,
     ) -> None:
         spec = CONTAINERS[options.container]
         self._probe = probe
@@ -268,6 +270,7 @@ class VideoWriter:
         self._encoder = choose_encoder(options, hardware)
         self._color = output_color(probe.color)
         self._segment_count = segments
+        self._threads = threads
         self._out = av.open(sink, "w", format=spec.format, options=dict(spec.options))
         self._templates = av.open(str(source), metadata_errors="ignore")
         self._video: av.video.stream.VideoStream | None = None
@@ -364,6 +367,7 @@ class VideoWriter:
         assert isinstance(video, av.video.stream.VideoStream)
         video.time_base = self._time_base
         self._configure(video.codec_context, width, height)
+        video.codec_context.thread_count = self._threads
         if self._probe.display_matrix is not None:
             video.set_display_matrix(list(self._probe.display_matrix))
         return video

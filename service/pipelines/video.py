@@ -211,6 +211,7 @@ class _VideoRun:
         self.to_encode: Channel[ToEncode] = Channel(self.window)
         self.output: Channel[Output] = Channel(_OUTPUT_CHUNKS)
         self.finished = False
+        self.timeline = _Timeline()
         self._color = output_color(probe.color)
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
@@ -233,6 +234,8 @@ class _VideoRun:
         """Reader thread: decoded frames and copied packets, in file order."""
         try:
             for item in read_video(self.source, self.probe, self.core.settings.video):
+                if isinstance(item, SourceFrame):
+                    self.timeline.mark("decoded")
                 self.decoded.put_blocking(item)
             self.decoded.put_blocking(END)
         except ChannelClosed:
@@ -247,16 +250,18 @@ class _VideoRun:
         writer: VideoWriter | None = None
         try:
             writer = VideoWriter(
-                _ChannelSink(self.output),
+                _ChannelSink(self.output, self.timeline),
                 self.source,
                 self.probe,
                 self.options,
                 settings.hardware_codecs,
                 settings.encoder_segments,
                 rate_factor=self.stage.rate_factor,
+                threads=settings.encoder_threads,
             )
-            self._encode_all(writer)
+            seconds, waited = self._encode_all(writer)
             writer.close()
+            _log_encoder_thread(writer, seconds, waited, self.timeline)
             self.output.put_blocking(END)
         except ChannelClosed:
             if writer is not None:
@@ -267,8 +272,9 @@ class _VideoRun:
             with contextlib.suppress(ChannelClosed):
                 self.output.put_blocking(_Failure(_service_error(exc, "encoding the video failed")))
 
-    def _encode_all(self, writer: VideoWriter) -> None:
-        """Encode frames and hand copied packets on until the end; log where the thread's time went."""
+    def _encode_all(self, writer: VideoWriter) -> tuple[float, float]:
+        """Encode frames and hand copied packets on until the end: the seconds from the first frame
+        to the end, and how many of them the thread waited for frames."""
         started = waited = 0.0
         while True:
             asked = time.perf_counter()
@@ -280,8 +286,9 @@ class _VideoRun:
                 writer.write_packet(item)
             else:
                 started = started or asked
+                self.timeline.mark("at the encoder")
                 writer.write_frame(item)
-        _log_encoder_thread(writer, time.perf_counter() - started if started else 0.0, waited)
+        return (time.perf_counter() - started if started else 0.0), waited
 
     async def _run_pump(self) -> None:
         window = _Window(self.window)
@@ -329,6 +336,7 @@ class _VideoRun:
                 await self.to_encode.put(item)
                 continue
             for frame in item:
+                self.timeline.mark("filtered")
                 await self.to_encode.put(frame)
                 VIDEO_FRAMES.inc()
             if self.progress is not None:
@@ -399,14 +407,34 @@ class _Window:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class _Timeline:
+    """When the first frame reached each stage, in seconds after the run started (for the log)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+        self.marks: dict[str, float] = {}
+
+    def mark(self, stage: str) -> None:
+        if stage not in self.marks:
+            self.marks[stage] = time.perf_counter() - self._started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.marks.items())
+
+
 class _ChannelSink:
     """The muxer's output (a `ByteSink`): every write becomes a chunk on the output channel."""
 
-    def __init__(self, channel: Channel[Output]) -> None:
-        self._channel = channel
+    def __init__(self, channel: Channel[Output], timeline: _Timeline) -> None:
+        self._channel, self._timeline = channel, timeline
+        self._written = 0
 
     def write(self, data: bytes) -> int:
         self._channel.put_blocking(bytes(data))
+        self._written += len(data)
+        self._timeline.mark("first bytes out")  # the container's header
+        if self._written >= 2**20:
+            self._timeline.mark("first MB out")  # most of the first fragment
         return len(data)
 
 
@@ -421,13 +449,15 @@ def _retrieve(task: asyncio.Task[list[av.VideoFrame]]) -> None:
         task.exception()
 
 
-def _log_encoder_thread(writer: VideoWriter, seconds: float, waited: float) -> None:
+def _log_encoder_thread(writer: VideoWriter, seconds: float, waited: float, timeline: _Timeline) -> None:
     """Where the encoder thread's time went, from its first frame to the end: a pipeline that
-    feeds the encoder fast enough leaves it little time waiting for frames."""
+    feeds the encoder fast enough leaves it little time waiting for frames. The timeline says
+    how long the first frame took to reach each stage (the start-up a streamed answer pays)."""
     log.info(
         "video encoded: %d frames in %.2f s (%.1f frames/s); the encoder thread waited %.2f s for frames, "
-        "spent %.2f s in the encoder and %.2f s handing packets to the muxer",
+        "spent %.2f s in the encoder and %.2f s handing packets to the muxer; first frame: %s",
         writer.frames, seconds, writer.frames / seconds if seconds else 0.0, waited, writer.encode_s, writer.mux_s,
+        timeline,
     )  # fmt: skip
 
 
