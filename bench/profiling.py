@@ -160,15 +160,22 @@ class ThreadWindow:
             for tid, (comm, _) in after.items()
         }
         self.rows = [f"{len(after)} threads; busy cores over {seconds:.1f} s:", "",
-                     "| thread | name / Python thread: top frame | cores |", "|---|---|---|"]  # fmt: skip
-        native = [tid for tid in cores if tid not in names]
-        for tid in sorted(cores, key=cores.__getitem__, reverse=True)[:30]:
+                     "| thread | Python thread: top frame (or OS name: count) | cores |", "|---|---|---|"]  # fmt: skip
+        python = sorted((t for t in cores if t in names), key=cores.__getitem__, reverse=True)
+        for tid in python:
             if cores[tid] >= 0.01:
-                self.rows.append(f"| {tid} | `{names.get(tid, after[tid][0])[:140]}` | {cores[tid]:.2f} |")
-        python_total = sum(cores[t] for t in cores if t in names)
-        native_total = sum(cores[t] for t in native)
-        self.rows += ["", f"Python threads {python_total:.2f} cores, other threads {native_total:.2f} "
-                      f"({len(native)} threads)."]  # fmt: skip
+                self.rows.append(f"| {tid} | `{names[tid][:140]}` | {cores[tid]:.2f} |")
+        native: dict[str, list[float]] = {}
+        for tid in cores:
+            if tid not in names:
+                native.setdefault(after[tid][0], []).append(cores[tid])
+        for comm, values in sorted(native.items(), key=lambda item: -sum(item[1])):
+            if sum(values) >= 0.01:
+                self.rows.append(f"| native | `{comm}`: {len(values)} threads, busiest {max(values):.2f} | "
+                                 f"{sum(values):.2f} |")  # fmt: skip
+        python_total = sum(cores[t] for t in python)
+        native_total = sum(sum(values) for values in native.values())
+        self.rows += ["", f"Python threads {python_total:.2f} cores, other threads {native_total:.2f}."]
 
     def finish(self) -> list[str]:
         """The table (empty if the run ended before the window closed)."""

@@ -36,7 +36,7 @@ from av.video.codeccontext import VideoCodecContext
 
 from service.errors import Unprocessable
 from service.media.mux_thread import MuxThread
-from service.media.video import ColorInfo, CopiedPacket, VideoProbe
+from service.media.video import SWSCALE_THREADS, ColorInfo, CopiedPacket, VideoProbe
 from service.media.video_segments import SegmentEncoders
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,21 @@ class ByteSink(Protocol):
 
 
 OutputTarget = ByteSink | str
-"""A `ByteSink` (PyAV calls its `write` with the GIL held), or an FFmpeg URL such as `pipe:FD`
-(FFmpeg writes there in C, without the GIL: `pipelines/video.py` muxes into a pipe)."""
+"""A `ByteSink` (PyAV calls its `write` with the GIL held), or a file path / FFmpeg URL."""
+
+
+class _DiscardableSink:
+    """A `ByteSink` that can be told to drop what it is given: after a failure the muxer still
+    writes its trailer while closing, and a sink that raised there (its reader gone) would stop
+    PyAV's close half-way, leaving the encoder (libx264's threads and frames) to the garbage
+    collector."""
+
+    def __init__(self, sink: ByteSink) -> None:
+        self._sink = sink
+        self.discarding = False
+
+    def write(self, data: bytes) -> int:
+        return len(data) if self.discarding else self._sink.write(data)
 
 
 def validate_options(options: VideoEncodeOptions) -> None:
@@ -205,6 +218,7 @@ def rgb_to_frame(rgb: np.ndarray, color: ColorInfo) -> av.VideoFrame:
         format="yuv420p",
         dst_colorspace=_MATRIX[color.space],
         dst_color_range="JPEG" if color.range == 2 else "MPEG",
+        threads=SWSCALE_THREADS,
     )
     return _tagged(frame, color)
 
@@ -271,7 +285,8 @@ class VideoWriter:
         self._color = output_color(probe.color)
         self._segment_count = segments
         self._threads = threads
-        self._out = av.open(sink, "w", format=spec.format, options=dict(spec.options))
+        self._sink = sink if isinstance(sink, str) else _DiscardableSink(sink)
+        self._out = av.open(self._sink, "w", format=spec.format, options=dict(spec.options))
         self._templates = av.open(str(source), metadata_errors="ignore")
         self._video: av.video.stream.VideoStream | None = None
         self._segments: SegmentEncoders | None = None
@@ -320,6 +335,7 @@ class VideoWriter:
             self._out.close()
         finally:
             self._templates.close()
+            self._release()
 
     def abort(self) -> None:
         """Release everything without finishing the file (after a failure)."""
@@ -327,11 +343,25 @@ class VideoWriter:
             self._muxer.stop()
         if self._segments is not None:
             self._segments.close()
+        if isinstance(self._sink, _DiscardableSink):
+            self._sink.discarding = True
         for container in (self._out, self._templates):
             try:
                 container.close()
             except Exception:  # already failing: the first error is the one reported
                 log.debug("closing a video container after a failure failed", exc_info=True)
+        self._release()
+
+    def _release(self) -> None:
+        """Let the encoder go now: libx264 keeps its threads and, at 4K, hundreds of MB of frames
+        until its context is freed. The mux thread and segment encoders call back into this
+        writer (a reference cycle), and after a failure PyAV does not free an encoder that never
+        delivered a packet, so without this the encoders of finished videos piled up until the
+        garbage collector's next full pass (tests/video/test_pipeline.py)."""
+        self._muxer = None
+        self._segments = None
+        self._video = None
+        self._copied.clear()
 
     def _submit_video(self, packets: list[av.Packet[Any]]) -> None:
         for packet in packets:

@@ -95,6 +95,7 @@ class _EachFrame(FrameStage):
 FRAMES_IN_FLIGHT = Gauge("filters_video_frames_in_flight", "Video frames between decoder and encoder")
 VIDEO_FRAMES = Counter("filters_video_frames_total", "Video frames filtered and handed to the encoder")
 _OUTPUT_CHUNKS = 16
+RAMP_FRAMES = 64  # the log says how much of the encoder's wait for frames came before this one
 
 
 @dataclass(frozen=True)
@@ -233,10 +234,13 @@ class _VideoRun:
     def _read(self) -> None:
         """Reader thread: decoded frames and copied packets, in file order."""
         try:
-            for item in read_video(self.source, self.probe, self.core.settings.video):
-                if isinstance(item, SourceFrame):
-                    self.timeline.mark("decoded")
-                self.decoded.put_blocking(item)
+            # closed explicitly: a generator left suspended would keep the decoder (and its threads)
+            # until the garbage collector finds it
+            with contextlib.closing(read_video(self.source, self.probe, self.core.settings.video)) as items:
+                for item in items:
+                    if isinstance(item, SourceFrame):
+                        self.timeline.mark("decoded")
+                    self.decoded.put_blocking(item)
             self.decoded.put_blocking(END)
         except ChannelClosed:
             return
@@ -287,6 +291,8 @@ class _VideoRun:
             else:
                 started = started or asked
                 self.timeline.mark("at the encoder")
+                if writer.frames == RAMP_FRAMES:
+                    self.timeline.record(f"encoder's wait by frame {RAMP_FRAMES}", waited)
                 writer.write_frame(item)
         return (time.perf_counter() - started if started else 0.0), waited
 
@@ -415,8 +421,10 @@ class _Timeline:
         self.marks: dict[str, float] = {}
 
     def mark(self, stage: str) -> None:
-        if stage not in self.marks:
-            self.marks[stage] = time.perf_counter() - self._started
+        self.record(stage, time.perf_counter() - self._started)
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.marks.setdefault(stage, seconds)
 
     def __str__(self) -> str:
         return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.marks.items())

@@ -4,8 +4,11 @@ errors and early close stop every stage; the multipart splitter; the channel bet
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
+import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -19,8 +22,8 @@ from hypothesis import strategies as st
 from service.core import ServingCore
 from service.errors import InferenceFailed
 from service.http.uploads import PartRouter
-from service.media.video import sniff_container
-from service.media.video_encode import VideoEncodeOptions
+from service.media.video import ColorInfo, frame_to_rgb, probe_video, sniff_container
+from service.media.video_encode import VideoEncodeOptions, VideoWriter, output_color, rgb_to_frame
 from service.pipelines.bridge import Channel, ChannelClosed
 from service.pipelines.video import filter_video
 from service.settings import Settings, VideoSettings
@@ -105,6 +108,89 @@ def test_parallel_segment_encoders_make_one_stream_in_order(tmp_path: Path) -> N
     assert [t for t, _ in decoded] == [Fraction(i, 25) for i in range(count)]
     assert all(abs(got - want) < 4 for (_, got), want in zip(decoded, levels))
     assert not video_threads()
+
+
+def native_threads() -> int:
+    """The process's OS threads that are not Python's (the encoders' and decoders' own)."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+
+def native_threads_settled(at_most: int, wait_s: float = 2.0) -> int:
+    """`native_threads()` once it is at most `at_most`, or after `wait_s`: a thread that has just
+    ended in Python may take a moment to leave the OS (a leaked one stays)."""
+    deadline = time.monotonic() + wait_s
+    while (count := native_threads()) > at_most and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc")
+
+
+@needs_proc
+def test_pixel_format_conversions_start_no_threads_of_their_own() -> None:
+    """PyAV's default gives each converted frame a swscale thread pool (one thread per core,
+    kept while the frame lives); frames are converted in parallel on the codec pool instead."""
+    source = av.VideoFrame(96, 64, "yuv420p")
+    before = native_threads()
+    rgb = frame_to_rgb(source)
+    back = rgb_to_frame(rgb, output_color(ColorInfo(2, 1, 2, 2)))
+    assert native_threads() == before
+    assert rgb.shape == (64, 96, 3) and back.format.name == "yuv420p"
+
+
+@needs_proc
+@pytest.mark.parametrize("segments", [1, 3])
+def test_a_finished_video_leaves_no_encoder_behind_without_the_garbage_collector(
+    gray_clip: Path, tmp_path: Path, segments: int
+) -> None:
+    """libx264 keeps its threads (and, at 4K, hundreds of MB of frames) until its context is
+    freed; a reference cycle through the mux thread used to keep it until the collector's next
+    full pass, and a server's encoders piled up meanwhile."""
+    core = make_core(tmp_path, encoder_segments=segments)
+
+    async def identity(rgb: np.ndarray) -> np.ndarray:
+        return rgb
+
+    async def run() -> None:
+        ticket = core.new_ticket(60)
+        try:
+            await collect(filter_video(core, identity, gray_clip, VideoEncodeOptions(preset="veryfast"), ticket))
+        finally:
+            await core.stop()
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = native_threads()
+        asyncio.run(run())
+        after = native_threads_settled(before)
+    finally:
+        gc.enable()
+    assert after <= before, f"{after - before} native threads outlived the video"
+    assert not video_threads()
+
+
+@needs_proc
+@pytest.mark.parametrize("finish", ["close", "abort"])
+def test_the_writer_lets_its_encoder_go_when_it_closes_or_aborts(gray_clip: Path, finish: str) -> None:
+    """Even while the writer itself is still referenced (by a failure's traceback, say), closing
+    or aborting it frees the encoder and its threads at once."""
+    probe = probe_video(gray_clip, VideoSettings(hardware_codecs=False))
+    gc.collect()
+    gc.disable()
+    try:
+        before = native_threads()
+        writer = VideoWriter(io.BytesIO(), gray_clip, probe, VideoEncodeOptions(preset="veryfast"), False, threads=4)
+        for _ in range(8):
+            writer.write_frame(av.VideoFrame(48, 32, "yuv420p"))
+        during = native_threads()
+        getattr(writer, finish)()
+        after = native_threads_settled(before)
+    finally:
+        gc.enable()
+    assert during >= before + 4, "libx264 was asked for 4 threads"
+    assert after <= before, f"{after - before} encoder threads outlived {finish}()"
 
 
 def test_a_failing_frame_stops_every_stage(gray_clip: Path, tmp_path: Path) -> None:
