@@ -52,6 +52,11 @@ class VideoSettings(BaseModel):
     hardware_codecs: bool = Field(
         True, description="Use NVDEC decoding and NVENC encoding when the GPU and FFmpeg build have them."
     )
+    hardware_decode_min_pixels: int = Field(
+        1920 * 1080,
+        ge=0,
+        description="NVDEC decodes only frames of at least this many pixels; smaller ones decode faster on the CPU.",
+    )
     encoder_segments: int = Field(
         1, ge=1, le=16, description="Encoders run in parallel on consecutive GOPs (1: one encoder; see docs/video.md)."
     )

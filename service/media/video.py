@@ -220,7 +220,8 @@ def read_video(
 ) -> Generator[SourceFrame | CopiedPacket, None, None]:
     """Frames of the video stream and packets of the copied streams, in file order (blocking: run
     it on a worker thread). Raises if the stream ends early or passes the frame limit."""
-    with _open_for_decoding(path, settings.hardware_codecs) as container:
+    hardware = settings.hardware_codecs and probe.width * probe.height >= settings.hardware_decode_min_pixels
+    with _open_for_decoding(path, hardware) as container:
         video = container.streams[probe.video_index]
         assert isinstance(video, av.video.stream.VideoStream)
         video.thread_type = "AUTO"

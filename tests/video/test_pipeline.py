@@ -291,3 +291,23 @@ def test_channel_blocks_a_thread_until_there_is_room_and_releases_it_on_close() 
 
     outcome = asyncio.run(run())
     assert outcome[-1] == "closed" and 2 <= len(outcome) - 1 <= 4
+
+
+@pytest.mark.parametrize(("min_pixels", "hardware"), [(1920 * 1080, False), (48 * 32, True)])
+def test_nvdec_is_asked_for_only_from_the_size_where_it_pays(
+    gray_clip: Path, monkeypatch: pytest.MonkeyPatch, min_pixels: int, hardware: bool
+) -> None:
+    """Small frames decode faster on the CPU (960x540 on the H200: bench/results/video_h200_run8_720.md)."""
+    from service.media import video
+
+    asked: list[bool] = []
+    real_open = video._open_for_decoding
+
+    def recording_open(path: Path, use_hardware: bool) -> av.container.InputContainer:
+        asked.append(use_hardware)
+        return real_open(path, False)
+
+    monkeypatch.setattr(video, "_open_for_decoding", recording_open)
+    settings = VideoSettings(hardware_codecs=True, hardware_decode_min_pixels=min_pixels)
+    frames = list(video.read_video(gray_clip, probe_video(gray_clip, settings), settings))
+    assert asked == [hardware] and len(frames) == COUNT
