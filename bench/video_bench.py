@@ -59,7 +59,7 @@ NAME = "realesr-animevideov3"
 PRESETS = ("ultrafast", "veryfast")
 CRF = 23
 STARTED = time.monotonic()
-WINDOW: tuple[float, float] | None = None  # --threads-window: (delay, length) in seconds
+WINDOWS: list[tuple[float, float]] = []  # --threads-window: (delay, length) in seconds, each
 
 
 def make_input(source: Path, out: Path, frames: int, size: tuple[int, int]) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def end_to_end(
     """POST the clip, read the streamed answer; frames/s from request start to last byte."""
     gpu = GpuSampler()
     cpu = CpuMeter(server.process.pid)
-    window = ThreadWindow(server.process.pid, *WINDOW) if WINDOW and frames else None
+    windows = [ThreadWindow(server.process.pid, *w) for w in WINDOWS] if frames else []
     started = time.perf_counter()
     first, last, size = None, 0.0, 0
     sink = keep.open("wb") if keep else io.BytesIO()
@@ -254,9 +254,16 @@ def end_to_end(
     row.update(first_byte_s=round(first or 0.0, 2), steady_fps=steady and round(steady, 1), bytes=size)
     row["gpu_util_pct"] = gpu.stop()
     row.update(cpu.read(frames))
-    if window is not None:
-        row["threads"] = window.finish()
+    if windows:
+        row["threads"] = _window_rows(windows)
     return row
+
+
+def _window_rows(windows: list[ThreadWindow]) -> list[str]:
+    rows: list[str] = []
+    for (delay, _), window in zip(WINDOWS, windows, strict=True):
+        rows += [f"From {delay:g} s into the run:", "", *window.finish(), ""]
+    return rows
 
 
 def decoded_frames(path: Path, limit: int) -> tuple[list[av.VideoFrame], dict[str, Any]]:
@@ -296,20 +303,27 @@ def encoder_alone(frames: list[av.VideoFrame], preset: str, rate: Fraction, segm
         frame.pts, frame.time_base = index, Fraction(1) / rate
     cores = os.cpu_count() or 1
     cpu = CpuMeter()
-    window = ThreadWindow(os.getpid(), *WINDOW) if WINDOW else None
+    windows = [ThreadWindow(os.getpid(), *w) for w in WINDOWS]
     started = time.perf_counter()
+    marks: dict[int, float] = {}  # when frame 64, 128, 256, ... went in (as the server logs it)
     if segments == 1:
         ctx = _context(preset, frames[0], rate, 0)
-        size = sum(p.size for f in frames for p in ctx.encode(f)) + sum(p.size for p in ctx.encode(None))
+        size = 0
+        for index, frame in enumerate(frames):
+            if index >= 64 and index & (index - 1) == 0:
+                marks[index] = round(time.perf_counter() - started, 2)
+            size += sum(p.size for p in ctx.encode(frame))
+        size += sum(p.size for p in ctx.encode(None))
     else:
         encoders = SegmentEncoders(
             lambda: _context(preset, frames[0], rate, max(1, cores // segments)), segments, round(float(rate) * 2)
         )
         size = sum(p.size for f in frames for p in encoders.submit(f)) + sum(p.size for p in encoders.finish())
     seconds = time.perf_counter() - started
-    threads = {"threads": window.finish()} if window is not None else {}
+    threads = {"threads": _window_rows(windows)} if windows else {}
     return {"preset": preset, "encoders": segments, "frames": len(frames), "seconds": round(seconds, 2),
-            "fps": round(len(frames) / seconds, 1), "bytes": size, **cpu.read(), **threads}  # fmt: skip
+            "fps": round(len(frames) / seconds, 1), "bytes": size, **cpu.read(), **threads,
+            **({"frame_marks_s": marks} if marks else {})}  # fmt: skip
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -455,6 +469,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
                      f"| {r['fps']} | {ratio:.0f}% | | | | {r.get('machine_busy_cores')} | |")  # fmt: skip
     lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
+    for r in result["encoder"]:
+        if r.get("frame_marks_s"):
+            marks = ", ".join(f"frame {k} {v} s" for k, v in r["frame_marks_s"].items())
+            lines.append(f"- encoder alone, {r['preset']}: {marks} (server logs: 'frame N at the encoder')")
     for r in (*result["e2e"], *result["encoder"]):
         if r.get("threads"):
             where = f"end to end, {r.get('server', '')}" if "server" in r else "encoder alone"
@@ -482,7 +500,7 @@ def parse() -> argparse.Namespace:
         help="one more one-encoder server with this environment (repeatable), e.g. 'a:FILTERS_X=1,FILTERS_Y=2'",
     )  # fmt: skip
     parser.add_argument(
-        "--threads-window", metavar="DELAY:LENGTH",
+        "--threads-window", metavar="DELAY:LENGTH[,...]",
         help="CPU per thread over LENGTH s starting DELAY s into each run (server's, and the encoder alone's)",
     )  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
@@ -491,10 +509,10 @@ def parse() -> argparse.Namespace:
     args = parser.parse_args()
     if args.cpu_smoke:
         args.frames = min(args.frames, 24)
-    if args.threads_window:
-        global WINDOW
-        delay, _, length = args.threads_window.partition(":")
-        WINDOW = (float(delay), float(length))
+    for window in (args.threads_window or "").split(","):
+        if window:
+            delay, _, length = window.partition(":")
+            WINDOWS.append((float(delay), float(length)))
     return args
 
 

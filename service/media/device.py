@@ -5,8 +5,10 @@ A superres answer of a model that runs on the GPU need not come back to the host
 the pipeline stitches the tiles there (`service/pipelines/superres.py`), and only the encoded
 bytes are downloaded:
 
-- JPEG: nvJPEG through `torchvision.io.encode_jpeg` on CUDA tensors (4:4:4 chroma). Only about
-  1-2 MB per 4K frame cross the bus, and no CPU core spends 30 ms in libjpeg.
+- JPEG: nvJPEG, called directly (`service/media/nvjpeg.py`: 4:2:0 chroma like the host path's
+  libjpeg, a state per thread) or, where that library cannot be loaded, through torchvision's
+  `encode_jpeg` (4:4:4, one encode at a time). Only the ~1 MB file per 4K frame crosses the bus,
+  and no CPU core spends 30 ms in libjpeg.
 - PNG with a whole-image row filter (`none`, `sub`, `up`): the filter runs on the GPU, the
   filtered rows are downloaded (the same bytes as the pixels, no host pass over them) and ISA-L
   deflates them on the CPU (`service/media/png.py`).
@@ -17,8 +19,8 @@ bytes are downloaded:
 
 nvJPEG's encoder in torchvision runs on its own stream and does not wait for the caller's, so
 every function here synchronises the current stream before handing a tensor over, and before
-dropping tensors that other streams (the slots') may reuse. torch is imported lazily: this
-module is imported by servers without it.
+dropping tensors that other streams (the slots') may reuse (`nvjpeg.encode` orders its own stream
+after the caller's). torch is imported lazily: this module is imported by servers without it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _probe_lock = threading.Lock()
 _nvjpeg_lock = threading.Lock()
 _thread_streams = threading.local()
 _nvjpeg_state: dict[str, str | None] = {}  # "cuda" -> None (works) or why it does not
+_nvjpeg_direct: list[bool] = [False]  # whether service/media/nvjpeg.py encodes (else torchvision)
 
 
 def nvjpeg_known() -> bool:
@@ -60,23 +63,58 @@ def nvjpeg_problem() -> str | None:
             _nvjpeg_state["cuda"] = _probe_nvjpeg()
             if _nvjpeg_state["cuda"]:
                 log.warning("JPEG answers are encoded on the CPU: %s", _nvjpeg_state["cuda"])
+            elif _nvjpeg_direct[0]:
+                from service.media import nvjpeg
+
+                log.info("JPEG answers of GPU models are encoded on the GPU (%s, 4:2:0)", nvjpeg.library_path())
             else:
-                log.info("JPEG answers of GPU models are encoded on the GPU (nvJPEG)")
+                log.info("JPEG answers of GPU models are encoded on the GPU (nvJPEG through torchvision, 4:4:4)")
         return _nvjpeg_state["cuda"]
 
 
 def _probe_nvjpeg() -> str | None:
+    """None if nvJPEG encodes here: directly (preferred) or through torchvision."""
     try:
         import torch
-        from torchvision.io import encode_jpeg
 
         if not torch.cuda.is_available():
             return "no CUDA device"
+    except ImportError as exc:
+        return f"no torch: {exc}"
+    direct = _probe_direct_nvjpeg()
+    if direct is None:
+        _nvjpeg_direct[0] = True
+        return None
+    log.info("nvJPEG cannot be called directly (%s); trying torchvision's encoder", direct)
+    try:
+        from torchvision.io import encode_jpeg
+
         sample = torch.zeros((3, 16, 16), dtype=torch.uint8, device="cuda")
         encoded = encode_jpeg(sample, quality=90)
         assert isinstance(encoded, torch.Tensor) and encoded.numel() > 0
     except Exception as exc:  # ImportError, torchvision without nvJPEG, a driver problem
-        return f"nvJPEG through torchvision is not usable: {type(exc).__name__}: {exc}"
+        return f"nvJPEG is not usable: directly: {direct}; through torchvision: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _probe_direct_nvjpeg() -> str | None:
+    """None if `service/media/nvjpeg.py` loads and encodes a sample into a JPEG that decodes."""
+    import cv2
+    import torch
+
+    from service.media import nvjpeg
+
+    problem = nvjpeg.load()
+    if problem is not None:
+        return problem
+    try:
+        sample = torch.zeros((16, 16, 3), dtype=torch.uint8, device="cuda")
+        sample[:, 8:] = 200
+        decoded = cv2.imdecode(np.frombuffer(nvjpeg.encode(sample, 90), np.uint8), cv2.IMREAD_COLOR)
+    except Exception as exc:  # an nvJPEG error, a driver problem
+        return f"{type(exc).__name__}: {exc}"
+    if decoded is None or decoded.shape != (16, 16, 3) or abs(int(decoded[8, 12, 1]) - 200) > 8:
+        return "its sample JPEG did not decode to the sample"
     return None
 
 
@@ -181,8 +219,11 @@ def _nvjpeg(rgb: torch.Tensor, quality: int) -> bytes:
     import torch
     from torchvision.io import encode_jpeg
 
+    from service.media import nvjpeg
     from service.runtimes.torch_cuda.waiting import wait_for_current
 
+    if _nvjpeg_direct[0]:
+        return nvjpeg.encode(rgb, quality)
     chw = rgb.permute(2, 0, 1).contiguous()
     wait_for_current(rgb.device)  # nvJPEG's stream does not wait for ours
     with _nvjpeg_lock:

@@ -293,6 +293,8 @@ class _VideoRun:
                 self.timeline.mark("at the encoder")
                 if writer.frames == RAMP_FRAMES:
                     self.timeline.record(f"encoder's wait by frame {RAMP_FRAMES}", waited)
+                if writer.frames >= RAMP_FRAMES and writer.frames & (writer.frames - 1) == 0:
+                    self.timeline.mark(f"frame {writer.frames} at the encoder")  # 64, 128, 256, ...
                 writer.write_frame(item)
         return (time.perf_counter() - started if started else 0.0), waited
 
