@@ -166,6 +166,7 @@ def _served_toml(text: str, run: Run) -> str:
         "batch_sizes": batches,
         "compile": not run.args.no_compile,
         "compile_mode": run.args.compile_mode,
+        "cuda_graphs": run.args.cuda_graphs,
     }
     return _toml(data)
 
@@ -773,6 +774,7 @@ def parse() -> argparse.Namespace:
     cli.add_argument("--queue-delay-ms", type=float, default=2.0)
     cli.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
     cli.add_argument("--no-compile", action="store_true")
+    cli.add_argument("--cuda-graphs", action="store_true", help="the service replays CUDA graphs of the compiled model")
     cli.add_argument("--litserve-workers", type=int, default=4)
     cli.add_argument("--litserve-api-servers", type=int, default=2)
     cli.add_argument("--profile", action="store_true", help="py-spy the service at the highest concurrency")

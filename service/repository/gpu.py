@@ -73,3 +73,26 @@ def padded_batch(n: int, sizes: list[int]) -> int | None:
     """The smallest prepared size >= `n`, or None when `n` is above every prepared size."""
     index = bisect_left(sizes, n)
     return sizes[index] if index < len(sizes) else None
+
+
+def batch_chunks(n: int, sizes: list[int]) -> list[tuple[int, int]]:
+    """`n` rows as runs of prepared sizes, as (rows, prepared size) pairs: the largest prepared
+    size that fits, again for the rest, and the last rows padded up to the smallest size that
+    holds them (when they are fewer than the smallest prepared size).
+
+    Padding 5 rows up to a prepared 8 spends 3 rows of GPU time on nothing; 4 + 1 spends none.
+    With batch sizes [1, 2, 4, 8]: 5 -> (4, 4), (1, 1); 7 -> (4, 4), (2, 2), (1, 1); 11 -> (8, 8),
+    (2, 2), (1, 1). With [4, 8]: 5 -> (4, 4), (1, 4)."""
+    chunks: list[tuple[int, int]] = []
+    left = n
+    while left > 0:
+        fitting = [size for size in sizes if size <= left]
+        if fitting:
+            chunks.append((fitting[-1], fitting[-1]))
+            left -= fitting[-1]
+        else:
+            padded = padded_batch(left, sizes)
+            assert padded is not None  # left < every size here
+            chunks.append((left, padded))
+            left = 0
+    return chunks

@@ -16,7 +16,7 @@ import pytest
 
 from service.errors import ConfigError
 from service.repository.config import ImageTensor, LoadedConfig
-from service.repository.gpu import GpuOptions, padded_batch, prepared_batch_sizes, prepared_shapes
+from service.repository.gpu import GpuOptions, batch_chunks, padded_batch, prepared_batch_sizes, prepared_shapes
 from service.repository.loader import load_model_config
 from service.runtimes.base import SlotPlacement
 from service.runtimes.onnxruntime_cpu import OnnxRuntimeSlot
@@ -121,6 +121,41 @@ def test_prepared_shapes_and_batches() -> None:
     assert prepared_shapes(GpuOptions(), 256) == [(256, 256)]
     assert prepared_shapes(GpuOptions(shapes=[(540, 960), (256, 256)]), 512) == [(256, 256), (540, 960)]
     assert [padded_batch(n, [1, 2, 4, 8]) for n in (1, 3, 5, 8, 9)] == [1, 4, 8, 8, None]
+
+
+def test_batches_of_unprepared_sizes_split_into_prepared_ones() -> None:
+    sizes = [1, 2, 4, 8]
+    assert [batch_chunks(n, sizes) for n in (1, 3, 5, 7, 8)] == [
+        [(1, 1)], [(2, 2), (1, 1)], [(4, 4), (1, 1)], [(4, 4), (2, 2), (1, 1)], [(8, 8)]
+    ]
+    assert batch_chunks(11, sizes) == [(8, 8), (2, 2), (1, 1)]
+    assert batch_chunks(5, [4, 8]) == [(4, 4), (1, 4)]  # the last rows padded when no size fits them
+    assert batch_chunks(3, [4, 8]) == [(3, 4)]
+    for n in range(1, 20):
+        chunks = batch_chunks(n, [2, 3, 8])
+        assert sum(rows for rows, _ in chunks) == n and all(rows <= size for rows, size in chunks)
+
+
+def test_a_batch_of_an_unprepared_size_runs_as_prepared_sizes_with_the_same_pixels(tmp_path: Path) -> None:
+    """5 rows run as 4 + 1, not padded to 8 (the compiled function stands in for torch.compile's)."""
+    model, module = srvgg_entry(tmp_path, "shapes = [[32, 32]]\nbatch_sizes = [1, 2, 4, 8]")
+    slot = TorchSlot(module, model, CPU)
+    seen: list[int] = []
+
+    def compiled(*feeds: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        seen.append(int(feeds[0].shape[0]))
+        return slot._forward(*feeds)
+
+    slot._compiled = compiled
+    reference = OnnxRuntimeSlot(model, CPU)
+    for n, chunks in [(5, [4, 1]), (7, [4, 2, 1]), (8, [8])]:
+        seen.clear()
+        batch = np.random.default_rng(n).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        (out,) = slot.infer([batch])
+        assert seen == chunks
+        expected = reference.infer([batch])[0]
+        assert out.shape == expected.shape and np.abs(out.astype(int) - expected).max() <= 1
+    slot.close()
 
 
 def test_batch_sizes_must_reach_max_batch_size(tmp_path: Path) -> None:

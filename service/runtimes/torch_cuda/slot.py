@@ -29,7 +29,7 @@ from torch import nn
 
 from service.errors import UnrecoverableError
 from service.repository.config import LoadedConfig
-from service.repository.gpu import padded_batch, prepared_batch_sizes, prepared_shapes
+from service.repository.gpu import batch_chunks, prepared_batch_sizes, prepared_shapes
 from service.runtimes.base import SlotPlacement
 from service.runtimes.torch_cuda.pixels import PixelFormat, model_to_pixels, pixels_to_model
 from service.runtimes.torch_cuda.waiting import wait_for
@@ -167,10 +167,16 @@ class TorchSlot:
             raise
 
     def _run(self, inputs: Sequence[np.ndarray]) -> tuple[list[torch.Tensor], bool]:
-        """The batch's outputs on the device (first `n` rows), and whether they are a graph's static buffers."""
+        """The batch's outputs on the device (first `n` rows), and whether they are a graph's static buffers.
+
+        A batch whose size was not prepared runs as several prepared sizes (`batch_chunks`: 5 rows
+        as 4 + 1) rather than padded up to the next one (5 as 8: three rows of GPU time for nothing)."""
         n, height, width = inputs[0].shape[:3]
         prepared = (height, width) in self._shapes and (self._compiled is not None or bool(self._graphs))
-        batch = padded_batch(n, self._batches) if prepared else None
+        chunks = batch_chunks(n, self._batches) if prepared else []
+        if len(chunks) > 1:
+            return self._run_chunks(inputs, chunks, height, width), False
+        batch = chunks[0][1] if chunks else None
         captured = self._graphs.get((batch, height, width)) if batch is not None else None
         if captured is not None:
             for index, array in enumerate(inputs):
@@ -181,6 +187,33 @@ class TorchSlot:
         feeds = [self._device_batch(index, array, rows) for index, array in enumerate(inputs)]
         run = self._compiled if batch is not None and self._compiled is not None else self._forward
         return [out[:n] for out in run(*feeds)], False
+
+    def _run_chunks(
+        self, inputs: Sequence[np.ndarray], chunks: list[tuple[int, int]], height: int, width: int
+    ) -> list[torch.Tensor]:
+        """The batch uploaded once, run as prepared sizes one after the other, outputs joined."""
+        n = inputs[0].shape[0]
+        whole = [self._device_batch(index, array, n) for index, array in enumerate(inputs)]
+        parts: list[list[torch.Tensor]] = []
+        start = 0
+        for rows, size in chunks:
+            feeds = [tensor[start : start + rows] for tensor in whole]
+            captured = self._graphs.get((size, height, width))
+            if captured is not None:
+                for index, feed in enumerate(feeds):
+                    captured.inputs[index][:rows].copy_(feed)
+                captured.graph.replay()
+                parts.append([out[:rows].clone() for out in captured.outputs])  # the next replay overwrites them
+            else:
+                if size != rows:
+                    padded = [feed.new_empty((size, *feed.shape[1:])) for feed in feeds]
+                    for target, feed in zip(padded, feeds, strict=True):
+                        target[:rows].copy_(feed)
+                    feeds = padded
+                run = self._compiled if self._compiled is not None else self._forward
+                parts.append([out[:rows] for out in run(*feeds)])
+            start += rows
+        return [torch.cat([part[i] for part in parts]) for i in range(len(parts[0]))]
 
     def _device_batch(self, index: int, array: np.ndarray, rows: int) -> torch.Tensor:
         """`array` on the device, in a tensor of `rows` rows (rows past the array's are padding)."""
