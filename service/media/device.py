@@ -129,9 +129,18 @@ def encode_on_device(rgb: torch.Tensor, options: EncodeOptions) -> bytes:
         level = 1 if options.quality is None else options.quality
         filtered = _download(filter_rows_on_device(rgb, options.png_filter))
         return png_from_filtered(filtered, int(rgb.shape[1]), int(rgb.shape[0]), int(rgb.shape[2]), level)
-    if options.format == "jpeg" and rgb.device.type == "cuda" and nvjpeg_problem() is None:
-        return _nvjpeg(rgb, options.quality or 90)
+    if options.format == "jpeg" and _on_cuda(rgb) and nvjpeg_problem() is None:
+        from service.media.nvjpeg import NvJpegError
+
+        try:
+            return _nvjpeg(rgb, options.quality or 90)
+        except NvJpegError as exc:  # this image only (a size nvJPEG refuses, memory): libjpeg instead
+            log.warning("nvJPEG failed on a %dx%d image (%s); encoding it on the CPU", rgb.shape[1], rgb.shape[0], exc)
     return encode(_download(rgb), None, False, options)  # any other case: the host encoders
+
+
+def _on_cuda(tensor: torch.Tensor) -> bool:
+    return tensor.device.type == "cuda"
 
 
 def filter_rows_on_device(pixels: torch.Tensor, row_filter: RowFilter) -> torch.Tensor:

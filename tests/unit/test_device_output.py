@@ -120,3 +120,19 @@ def test_device_encodable_formats() -> None:
     assert not device.device_encodable(EncodeOptions("webp"))
     if not torch.cuda.is_available():
         assert device.nvjpeg_problem() is not None and device.nvjpeg_known()
+
+
+def test_an_image_nvjpeg_fails_on_is_encoded_on_the_host_instead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU encoder refusing one image costs that image a CPU encode, not an error answer
+    (stood in here: a CPU tensor taken for a CUDA one, and an nvJPEG that fails)."""
+    from service.media import nvjpeg
+
+    def failing(rgb: object, quality: int) -> bytes:
+        raise nvjpeg.NvJpegError("nvjpegEncodeImage failed: invalid parameter (2)")
+
+    monkeypatch.setattr(device, "_on_cuda", lambda tensor: True)
+    monkeypatch.setattr(device, "nvjpeg_problem", lambda: None)
+    monkeypatch.setattr(device, "_nvjpeg", failing)
+    rgb = np.random.default_rng(5).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    jpeg = device.encode_on_device(torch.from_numpy(rgb), EncodeOptions("jpeg", 90))
+    assert jpeg == encode(rgb, None, False, EncodeOptions("jpeg", 90))
