@@ -6,7 +6,7 @@ pytorch/vision#9060, so we serialised them) and wants planar CHW input (a copy o
 answer). Here, as libjpeg and OpenCV do by default, chroma is subsampled 2x2 (4:2:0): half the
 coefficients to transform and entropy-code, on the GPU the model shares, and ~30 % fewer bytes.
 Each thread has its own encoder state and parameters on its own CUDA stream, which nvJPEG
-allows; the library handle is shared.
+allows; the library handle is shared (one per GPU).
 
 The library is the libnvjpeg that torch's CUDA wheels ship (`nvidia-nvjpeg`), or the one
 torchvision loaded. `load()` says why it is unusable, and the caller then falls back to
@@ -21,7 +21,7 @@ import glob
 import importlib.util
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -52,13 +52,23 @@ class _Image(ctypes.Structure):
 @dataclass
 class _Library:
     dll: ctypes.CDLL
-    handle: ctypes.c_void_p
     path: str
+    handles: dict[int, ctypes.c_void_p] = field(default_factory=dict)  # per CUDA device
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def call(self, name: str, *args: object) -> None:
         status = getattr(self.dll, name)(*args)
         if status != 0:
             raise NvJpegError(f"{name} failed: {_STATUS.get(status, 'status')} ({status})")
+
+    def handle(self, device: int) -> ctypes.c_void_p:
+        """The library handle for CUDA device `device` (created with that device current)."""
+        with self.lock:
+            if device not in self.handles:
+                handle = ctypes.c_void_p()
+                self.call("nvjpegCreateSimple", ctypes.byref(handle))
+                self.handles[device] = handle
+            return self.handles[device]
 
 
 _loaded: list[_Library | str] = []  # one entry once load() has run: the library, or why not
@@ -67,7 +77,7 @@ _per_thread = threading.local()
 
 
 def load() -> str | None:
-    """Load libnvjpeg and create the shared handle once: None if usable, else why not."""
+    """Load libnvjpeg once: None if usable, else why not."""
     with _load_lock:
         if not _loaded:
             try:
@@ -107,9 +117,8 @@ def _open() -> _Library:
         except OSError as exc:
             errors.append(str(exc))
             continue
-        handle = ctypes.c_void_p()
-        library = _Library(dll, handle, candidate)
-        library.call("nvjpegCreateSimple", ctypes.byref(handle))
+        library = _Library(dll, candidate)
+        library.dll.nvjpegCreateSimple  # noqa: B018  (an AttributeError here: not an nvJPEG library)
         return library
     raise OSError("no libnvjpeg found: " + "; ".join(errors[-3:]))
 
@@ -117,17 +126,18 @@ def _open() -> _Library:
 class _ThreadEncoder:
     """One thread's encoder state, its parameters per (quality, subsampling), and its stream."""
 
-    def __init__(self, library: _Library, stream: int) -> None:
+    def __init__(self, library: _Library, device: int, stream: int) -> None:
         self._library, self._stream = library, ctypes.c_void_p(stream)
+        self._handle = library.handle(device)
         self._state = ctypes.c_void_p()
-        library.call("nvjpegEncoderStateCreate", library.handle, ctypes.byref(self._state), self._stream)
+        library.call("nvjpegEncoderStateCreate", self._handle, ctypes.byref(self._state), self._stream)
         self._params: dict[tuple[int, Subsampling], ctypes.c_void_p] = {}
 
     def params(self, quality: int, subsampling: Subsampling) -> ctypes.c_void_p:
         key = (quality, subsampling)
         if key not in self._params:
             lib, params = self._library, ctypes.c_void_p()
-            lib.call("nvjpegEncoderParamsCreate", lib.handle, ctypes.byref(params), self._stream)
+            lib.call("nvjpegEncoderParamsCreate", self._handle, ctypes.byref(params), self._stream)
             lib.call("nvjpegEncoderParamsSetQuality", params, ctypes.c_int(quality), self._stream)
             lib.call("nvjpegEncoderParamsSetSamplingFactors", params, ctypes.c_int(_CSS[subsampling]), self._stream)
             lib.call("nvjpegEncoderParamsSetOptimizedHuffman", params, ctypes.c_int(0), self._stream)
@@ -144,12 +154,12 @@ class _ThreadEncoder:
         image = _Image()
         image.channel[0], image.pitch[0] = pointer, 3 * width
         params = self.params(quality, subsampling)
-        lib.call("nvjpegEncodeImage", lib.handle, self._state, params, ctypes.byref(image),
+        lib.call("nvjpegEncodeImage", self._handle, self._state, params, ctypes.byref(image),
                  ctypes.c_int(_INPUT_RGBI), ctypes.c_int(width), ctypes.c_int(height), self._stream)  # fmt: skip
         length = ctypes.c_size_t(0)
-        lib.call("nvjpegEncodeRetrieveBitstream", lib.handle, self._state, None, ctypes.byref(length), self._stream)
+        lib.call("nvjpegEncodeRetrieveBitstream", self._handle, self._state, None, ctypes.byref(length), self._stream)
         data = ctypes.create_string_buffer(length.value)
-        lib.call("nvjpegEncodeRetrieveBitstream", lib.handle, self._state, data, ctypes.byref(length), self._stream)
+        lib.call("nvjpegEncodeRetrieveBitstream", self._handle, self._state, data, ctypes.byref(length), self._stream)
         return data, length.value
 
 
@@ -174,7 +184,7 @@ def encode(rgb: torch.Tensor, quality: int, subsampling: Subsampling = "420") ->
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in encoders:
         with torch.cuda.device(index):
-            encoders[index] = _ThreadEncoder(library, stream.cuda_stream)
+            encoders[index] = _ThreadEncoder(library, index, stream.cuda_stream)
     with torch.cuda.device(index):
         data, length = encoders[index].encode(pixels.data_ptr(), width, height, quality, subsampling)
     wait_for(stream)  # the encode and the bitstream's copy are done (and `rgb` free) past this point
