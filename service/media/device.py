@@ -217,11 +217,18 @@ def _side_stream(device: torch.device) -> contextlib.AbstractContextManager[obje
 
     if device.type != "cuda":
         return contextlib.nullcontext()
+    return torch.cuda.stream(thread_stream(device))
+
+
+def thread_stream(device: torch.device) -> torch.cuda.Stream:
+    """The calling thread's own CUDA stream on `device` (a CUDA device), made at its first use."""
+    import torch
+
     streams: dict[int, torch.cuda.Stream] = _thread_streams.__dict__.setdefault("by_device", {})
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in streams:
         streams[index] = torch.cuda.Stream(device=index)  # type: ignore[no-untyped-call]
-    return torch.cuda.stream(streams[index])
+    return streams[index]
 
 
 def _nvjpeg(rgb: torch.Tensor, quality: int) -> bytes:

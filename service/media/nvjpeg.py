@@ -4,7 +4,7 @@ torchvision's `encode_jpeg` on CUDA tensors (the other way to nvJPEG from Python
 4:4:4 chroma, keeps one encoder state for the process (concurrent calls can return corrupt data,
 pytorch/vision#9060, so we serialised them) and wants planar CHW input (a copy of every 4K
 answer). Here, as libjpeg and OpenCV do by default, chroma is subsampled 2x2 (4:2:0): half the
-coefficients to transform and entropy-code, on the GPU the model shares, and ~30 % fewer bytes.
+coefficients to transform and entropy-code, on the GPU the model shares, and ~20 % fewer bytes.
 Each thread has its own encoder state and parameters on its own CUDA stream, which nvJPEG
 allows; the library handle is shared (one per GPU).
 
@@ -170,6 +170,7 @@ def encode(rgb: torch.Tensor, quality: int, subsampling: Subsampling = "420") ->
     `rgb`), and returns when the bytes are on the host (so `rgb` may be reused at once)."""
     import torch
 
+    from service.media.device import thread_stream
     from service.runtimes.torch_cuda.waiting import wait_for
 
     library = _loaded[0] if _loaded else None
@@ -178,7 +179,7 @@ def encode(rgb: torch.Tensor, quality: int, subsampling: Subsampling = "420") ->
     height, width = int(pixels.shape[0]), int(pixels.shape[1])
     device = pixels.device
     producer = torch.cuda.current_stream(device)
-    stream = _thread_stream(device)
+    stream = thread_stream(device)  # the codec thread's stream, shared with device.py's work
     stream.wait_stream(producer)
     encoders: dict[int, _ThreadEncoder] = _per_thread.__dict__.setdefault("encoders", {})
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -190,12 +191,3 @@ def encode(rgb: torch.Tensor, quality: int, subsampling: Subsampling = "420") ->
     wait_for(stream)  # the encode and the bitstream's copy are done (and `rgb` free) past this point
     return data.raw[:length]
 
-
-def _thread_stream(device: torch.device) -> torch.cuda.Stream:
-    import torch
-
-    streams: dict[int, torch.cuda.Stream] = _per_thread.__dict__.setdefault("streams", {})
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in streams:
-        streams[index] = torch.cuda.Stream(device=index)  # type: ignore[no-untyped-call]
-    return streams[index]
