@@ -89,11 +89,13 @@ def make_input(source: Path, out: Path, frames: int, size: tuple[int, int]) -> d
     return {"frames": count, "size": f"{size[0]}x{size[1]}", "fps": float(rate), "bytes": out.stat().st_size}
 
 
-def model_repository(args: argparse.Namespace, work: Path, frame: tuple[int, int]) -> Path:
+def model_repository(
+    args: argparse.Namespace, work: Path, frame: tuple[int, int], cuda_graphs: bool = False
+) -> Path:
     """One superres x4 model whose single tile is a whole frame (no tiling overhead)."""
     from engines.tooling.model_entry import SuperResEntry, render_model_toml
 
-    folder = work / "repository" / NAME
+    folder = work / ("repository-graphs" if cuda_graphs else "repository") / NAME
     if args.cpu_smoke:
         from tests.support.tiny_models import make_sr_onnx
 
@@ -112,6 +114,7 @@ def model_repository(args: argparse.Namespace, work: Path, frame: tuple[int, int
         export_torch_program(args.weights, folder / "model.pt2")
         text = text.replace('onnx = "model.onnx"', 'onnx = "model.onnx"\ntorch = "model.pt2"')
         text += f"compile = {'true' if args.compile else 'false'}\n"
+        text += "cuda_graphs = true\n" if cuda_graphs else ""
     (folder / "model.toml").write_text(text)
     return folder.parent
 
@@ -349,13 +352,14 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
     make_input(args.source, warm, min(48, args.frames), size)
     frames = result["input"]["frames"]
     repository = model_repository(args, work, size)
+    graphs = model_repository(args, work, size, cuda_graphs=True) if args.graphs_variant else None
     keep = work / "lossless.mp4"
     for config in server_configs(args):
-        serve(args, repository, config, (clip, warm, keep), result, save)
+        serve(args, graphs if config.graphs and graphs else repository, config, (clip, warm, keep), result, save)
     rate = Fraction(result["input"]["fps"]).limit_denominator(1001)
     decoded, result["output"] = decoded_frames(keep, frames)
     for segments in sorted({1, args.segments}):
-        for preset in PRESETS:
+        for preset in args.presets:
             if time.monotonic() - STARTED > args.budget_s:
                 result["skipped"].append(f"encoder alone {preset} x{segments}: over the time budget")
                 continue
@@ -372,6 +376,7 @@ class ServerConfig:
     label: str
     segments: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    graphs: bool = False  # the model replays CUDA graphs
 
 
 def server_configs(args: argparse.Namespace) -> list[ServerConfig]:
@@ -381,6 +386,8 @@ def server_configs(args: argparse.Namespace) -> list[ServerConfig]:
         label, _, assignments = variant.partition(":")
         env = dict(item.split("=", 1) for item in assignments.split(",") if item)
         configs.append(ServerConfig(label, 1, env))
+    if args.graphs_variant:
+        configs.append(ServerConfig("CUDA graphs", 1, graphs=True))
     if args.segments > 1:
         configs.append(ServerConfig(f"{args.segments} encoders", args.segments))
     return configs
@@ -411,7 +418,7 @@ def serve(
             server.stop()
             server = Server(repository, log, env | {"FILTERS_VIDEO__HARDWARE_CODECS": "0"})
             end_to_end(server, warm, "ultrafast", 0, None)
-        for preset in PRESETS:
+        for preset in args.presets:
             if time.monotonic() - STARTED > args.budget_s:
                 result["skipped"].append(f"end to end {preset}, {config.label}: over the time budget")
                 continue
@@ -493,6 +500,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--frames-in-flight", type=int, default=16)
     parser.add_argument("--slots", type=int, default=1, help="model instances (execution slots) on the GPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (default mode)")
+    parser.add_argument("--graphs-variant", action="store_true", help="one more server whose model replays CUDA graphs")
     parser.add_argument("--profile", action="store_true", help="py-spy the server in the end-to-end runs")
     parser.add_argument("--gil", action="store_true", help="py-spy only the thread holding the GIL (--profile's place)")
     parser.add_argument(
@@ -503,6 +511,9 @@ def parse() -> argparse.Namespace:
         "--threads-window", metavar="DELAY:LENGTH[,...]",
         help="CPU per thread over LENGTH s starting DELAY s into each run (server's, and the encoder alone's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--presets", type=lambda text: tuple(text.split(",")), default=PRESETS, help="libx264 presets, comma-separated"
+    )
     parser.add_argument("--budget-s", type=float, default=400, help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny, on the CPU: check the script")

@@ -57,11 +57,23 @@ class VideoSettings(BaseModel):
         ge=0,
         description="NVDEC decodes only frames of at least this many pixels; smaller ones decode faster on the CPU.",
     )
+    decode_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Decoder threads of one video (0: by frame size, two per megapixel, between 2 and the core count).",
+    )
     encoder_segments: int = Field(
         1, ge=1, le=16, description="Encoders run in parallel on consecutive GOPs (1: one encoder; see docs/video.md)."
     )
     encoder_threads: int = Field(
         0, ge=0, le=256, description="Threads of the one software encoder (0: its own choice, 1.5 per core for x264)."
+    )
+    encoder_niceness: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="How many nice steps below the rest of the server the encoder's threads run (0: the same).",
     )
     max_batch_frames: int = Field(64, ge=1, le=4096, description="Most frames in one frame-batch request.")
 

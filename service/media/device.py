@@ -12,10 +12,9 @@ bytes are downloaded:
 - PNG with a whole-image row filter (`none`, `sub`, `up`): the filter runs on the GPU, the
   filtered rows are downloaded (the same bytes as the pixels, no host pass over them) and ISA-L
   deflates them on the CPU (`service/media/png.py`).
-- Video frames: RGB -> 8-bit 4:2:0 on the GPU (`yuv420_into`), downloaded into a reused pinned
-  buffer and copied from there into the encoder's frame: the host receives half the bytes, no CPU
-  core spends ~30 ms per 4K frame in swscale, and no host copy holds the GIL (PyAV's
-  `from_ndarray` would, ~4 ms per 4K frame).
+- Video frames: RGB -> 8-bit 4:2:0 on the GPU, downloaded into pinned memory that becomes the
+  encoder's frame (`service/media/device_yuv.py`): the host receives half the bytes, no CPU core
+  spends ~30 ms per 4K frame in swscale, and no host copy is made.
 
 nvJPEG's encoder in torchvision runs on its own stream and does not wait for the caller's, so
 every function here synchronises the current stream before handing a tensor over, and before
@@ -28,14 +27,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.media.images import EncodeOptions, encode
 from service.media.png import FILTER_TYPES, RowFilter, png_from_filtered
-from service.media.yuv import rgb_to_yuv
 
 if TYPE_CHECKING:
     import torch
@@ -163,55 +160,7 @@ def filter_rows_on_device(pixels: torch.Tensor, row_filter: RowFilter) -> torch.
     return out
 
 
-def yuv420_into(rgb: torch.Tensor, space: int, full_range: bool, planes: Sequence[np.ndarray]) -> None:
-    """HxWx3 uint8 RGB on a device (H, W even) -> its 8-bit 4:2:0 planes, written into `planes`
-    (host arrays: Y H x W, then Cb and Cr H/2 x W/2, e.g. views of an `av.VideoFrame`'s planes).
-
-    Chroma is the mean of each 2x2 block; `space` is the colour matrix (FFmpeg's code, see
-    `yuv.LUMA_WEIGHTS`). On CUDA the conversion runs on a stream of the calling thread's own (not
-    the legacy default stream, which would serialise it with the slots' batches), and the planes
-    come to the host through pinned memory while the thread sleeps (`waiting.wait_for`)."""
-    import torch
-
-    from service.runtimes.torch_cuda.waiting import wait_for_current
-
-    height, width = int(rgb.shape[0]), int(rgb.shape[1])
-    with _side_stream(rgb.device):
-        matrix, offset = rgb_to_yuv(space, full_range)
-        weights = torch.as_tensor(matrix.T, dtype=torch.float32, device=rgb.device)
-        shift = torch.as_tensor(offset, dtype=torch.float32, device=rgb.device)
-        pixels = rgb.to(torch.float32)
-        luma = (pixels @ weights[:, 0] + shift[0]).round_().clamp_(0, 255).to(torch.uint8)
-        blocks = pixels.view(height // 2, 2, width // 2, 2, 3).mean(dim=(1, 3))
-        chroma = (blocks @ weights[:, 1:] + shift[1:]).round_().clamp_(0, 255).to(torch.uint8)
-        if rgb.device.type != "cuda":
-            for target, plane in zip(planes, (luma, chroma[..., 0], chroma[..., 1]), strict=True):
-                torch.from_numpy(target).copy_(plane)
-            return
-        # one pinned staging buffer per thread: the planes travel by DMA while this thread sleeps
-        # (not spinning), then numpy copies them into the frame with the GIL released
-        pixels_y, pixels_c = height * width, height * width // 4
-        staging = _pinned_staging(pixels_y + 2 * pixels_c)
-        host_y = staging[:pixels_y].view(height, width)
-        host_c = staging[pixels_y : pixels_y + 2 * pixels_c].view(2, height // 2, width // 2)
-        host_y.copy_(luma, non_blocking=True)
-        host_c.copy_(chroma.permute(2, 0, 1), non_blocking=True)
-        wait_for_current(rgb.device)
-        for target, host in zip(planes, (host_y, host_c[0], host_c[1]), strict=True):
-            np.copyto(target, host.numpy())
-
-
-def _pinned_staging(size: int) -> torch.Tensor:
-    """This thread's pinned host buffer of at least `size` bytes (reused: callers wait for their copies)."""
-    import torch
-
-    staging: torch.Tensor | None = getattr(_thread_streams, "staging", None)
-    if staging is None or staging.numel() < size:
-        staging = _thread_streams.staging = torch.empty(size, dtype=torch.uint8, pin_memory=True)
-    return staging
-
-
-def _side_stream(device: torch.device) -> contextlib.AbstractContextManager[object]:
+def side_stream(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """This thread's own CUDA stream on `device` as the current stream (nothing off CUDA)."""
     import torch
 

@@ -15,6 +15,8 @@ What the service does with a video (docs/video.md has the user's view):
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -225,6 +227,7 @@ def read_video(
         video = container.streams[probe.video_index]
         assert isinstance(video, av.video.stream.VideoStream)
         video.thread_type = "AUTO"
+        video.thread_count = decode_threads(probe, settings)
         copied = [container.streams[i] for i in probe.copied_streams]
         counter = _FrameCounter(probe, settings.max_frames)
         for packet in container.demux(video, *copied):
@@ -235,6 +238,18 @@ def read_video(
             for frame in _decode(video, packet):
                 yield SourceFrame(counter.count(frame), frame)
         counter.check_complete()
+
+
+def decode_threads(probe: VideoProbe, settings: VideoSettings) -> int:
+    """Decoder threads for the upload: the setting, or two per megapixel (at least 2, at most a core each).
+
+    FFmpeg's own choice is a thread per core and one more: on the H200's 16 cores, 17 frame
+    threads for 960x540 H.264, 0.65 cores busy at 180 frames/s (bench/results/video_h200_run8_60s.md),
+    on a host whose encoder wants every core; each frame thread also delays the first frame."""
+    if settings.decode_threads:
+        return settings.decode_threads
+    megapixels = probe.width * probe.height / 1e6
+    return max(2, min(os.cpu_count() or 1, math.ceil(2 * megapixels)))
 
 
 def _decode(video: av.video.stream.VideoStream, packet: av.Packet[Any]) -> list[av.VideoFrame]:

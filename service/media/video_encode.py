@@ -224,21 +224,12 @@ def rgb_to_frame(rgb: np.ndarray, color: ColorInfo) -> av.VideoFrame:
 
 
 def device_rgb_to_frame(rgb: Any, color: ColorInfo) -> av.VideoFrame:
-    """`rgb_to_frame` for HxWx3 uint8 RGB on a GPU (a torch tensor): converted to 4:2:0 there,
-    only the planes are downloaded, into the new frame's own memory (`device.yuv420_into`)."""
-    from service.media import device
+    """`rgb_to_frame` for HxWx3 uint8 RGB on a GPU (a torch tensor): converted to 4:2:0 there, only
+    the planes are downloaded, and the frame is made over that memory (`device_yuv.i420_frame`)."""
+    from service.media import device_yuv
 
     height, width = int(rgb.shape[0]) & ~1, int(rgb.shape[1]) & ~1
-    frame = av.VideoFrame(width, height, "yuv420p")
-    planes = [_plane_pixels(plane) for plane in frame.planes]
-    device.yuv420_into(rgb[:height, :width], color.space, color.range == 2, planes)
-    return _tagged(frame, color)
-
-
-def _plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
-    """A writable height x width view of a frame plane's memory (rows `line_size` apart)."""
-    flat = np.frombuffer(memoryview(plane), np.uint8)[: plane.line_size * plane.height]
-    return flat.reshape(plane.height, plane.line_size)[:, : plane.width]
+    return _tagged(device_yuv.i420_frame(rgb[:height, :width], color.space, color.range == 2), color)
 
 
 def to_encoder_frame(filtered: Any, color: ColorInfo) -> av.VideoFrame:

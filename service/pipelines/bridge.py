@@ -34,6 +34,11 @@ class Channel(Generic[T]):
     def __init__(self, maxsize: int) -> None:
         self._queue: janus.Queue[T] = janus.Queue(maxsize)
 
+    @property
+    def full(self) -> bool:
+        """Whether a put would wait (for a consumer to take an item)."""
+        return self._queue.async_q.full()
+
     async def put(self, item: T) -> None:
         try:
             await self._queue.async_q.put(item)

@@ -90,9 +90,12 @@ async def upscale_on_device(
     tiles, items = _tiled_items(core, served, image, tile)
     results, _ = await served.scheduler.run(items, ticket, on_device=True)
     outputs = [r[0] for r in results]
+    scale = served.config.scale
     if isinstance(outputs[0], np.ndarray):
-        return await core.offload(stitch, outputs, tiles, image.height, image.width, served.config.scale)
-    return await core.offload(stitch_on_device, outputs, tiles, image.height, image.width, served.config.scale)
+        return await core.offload(stitch, outputs, tiles, image.height, image.width, scale)
+    if whole_image(outputs, tiles, image.height, image.width, scale):
+        return outputs[0]  # one tile is the image: no hop to the codec pool (a video frame's usual case)
+    return await core.offload(stitch_on_device, outputs, tiles, image.height, image.width, scale)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge
 from service.core import ServedModel, ServingCore
 from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
 from service.media.images import DecodedImage
+from service.media.niceness import lower_this_thread
 from service.media.video import CopiedPacket, SourceFrame, VideoProbe, frame_to_rgb, probe_video, read_video
 from service.media.video_encode import (
     VideoEncodeOptions,
@@ -252,6 +253,7 @@ class _VideoRun:
         """Writer thread: encode and mux; the muxer's bytes go to the output channel."""
         settings = self.core.settings.video
         writer: VideoWriter | None = None
+        lower_this_thread(settings.encoder_niceness)  # and the encoder's threads, started from this one
         try:
             writer = VideoWriter(
                 _ChannelSink(self.output, self.timeline),
@@ -333,10 +335,17 @@ class _VideoRun:
         await self._forward(window, until_empty=True)
 
     async def _forward(self, window: _Window, until_empty: bool = False) -> None:
-        """Hand the window's finished heads to the writer, waiting for the head while the window
-        is full (or, with `until_empty`, until it is empty)."""
+        """Hand the window's finished heads to the writer, in order.
+
+        It waits (for the head to finish, or for room in the writer's channel) only while the
+        window is full or, with `until_empty`, until the window is empty; otherwise it returns as
+        soon as it would wait, so the next frame starts first. (Forwarding every finished head
+        into a full channel before starting another frame let a fast GPU's window drain while the
+        encoder worked through the channel, then start a burst of frames that reached the encoder
+        too late: the GPU idled half the time and libx264 ultrafast waited for frames.)"""
         while (head := window.head()) is not None:
-            if isinstance(head, asyncio.Task) and not head.done() and not (until_empty or window.full):
+            waiting = (isinstance(head, asyncio.Task) and not head.done()) or self.to_encode.full
+            if waiting and not (until_empty or window.full):
                 return
             item = await window.result(head) if isinstance(head, asyncio.Task) else head
             window.pop()

@@ -1,5 +1,6 @@
-"""RGB -> 4:2:0 on the GPU path (`device.yuv420_on_device`), run here on CPU tensors and checked
-against swscale (`video_encode.rgb_to_frame`), the host path it replaces for GPU models' video."""
+"""RGB -> 4:2:0 on the GPU path (`device_yuv`), run here on CPU tensors (and on CUDA where there
+is one) and checked against swscale (`video_encode.rgb_to_frame`), the host path it replaces for
+GPU models' video."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.support.data import psnr, read_rgb, shared
 
 torch = pytest.importorskip("torch")
 
-from service.media import device  # noqa: E402
+from service.media import device_yuv  # noqa: E402
 
 
 def planes_of(frame: object) -> list[np.ndarray]:
@@ -45,25 +46,66 @@ def test_device_planes_match_swscale(space: int, color_range: int) -> None:
 def test_limited_range_bounds_and_layout() -> None:
     white_black = np.zeros((4, 6, 3), np.uint8)
     white_black[:2] = 255
-    planes = [np.full((4, 6), 7, np.uint8), np.full((2, 3), 7, np.uint8), np.full((2, 3), 7, np.uint8)]
-    device.yuv420_into(torch.from_numpy(white_black), 6, False, planes)
-    assert (planes[0][:2] == 235).all() and (planes[0][2:] == 16).all()
-    assert (planes[1] == 128).all() and (planes[2] == 128).all()  # grey has no chroma
+    i420 = device_yuv.i420_on_host(torch.from_numpy(white_black), 6, False)
+    assert i420.shape == (6, 6)
+    luma, cb, cr = device_yuv.split_planes(i420, 4, 6)
+    assert (luma[:2] == 235).all() and (luma[2:] == 16).all()
+    assert (cb == 128).all() and (cr == 128).all()  # grey has no chroma
 
 
-def test_planes_with_padded_rows_are_filled_row_by_row() -> None:
-    rgb = np.random.default_rng(1).integers(0, 256, (6, 10, 3), dtype=np.uint8)
-    padded = [np.zeros((6, 16), np.uint8), np.zeros((3, 8), np.uint8), np.zeros((3, 8), np.uint8)]
-    views = [padded[0][:, :10], padded[1][:, :5], padded[2][:, :5]]
-    device.yuv420_into(torch.from_numpy(rgb), 1, False, views)
-    reference = [np.zeros((6, 10), np.uint8), np.zeros((3, 5), np.uint8), np.zeros((3, 5), np.uint8)]
-    device.yuv420_into(torch.from_numpy(rgb), 1, False, reference)
-    for view, plane, pad in zip(views, reference, padded, strict=True):
-        assert (view == plane).all()
-        assert (pad[:, plane.shape[1] :] == 0).all()  # the row padding is left alone
+@pytest.mark.parametrize("height", [8, 6])
+def test_frames_wrap_the_planes_or_copy_them(height: int) -> None:
+    """Heights of 4k rows get a frame over the downloaded memory, 4k + 2 rows a copy: the same pixels."""
+    rgb = np.random.default_rng(1).integers(0, 256, (height, 10, 3), dtype=np.uint8)
+    frame = device_yuv.i420_frame(torch.from_numpy(rgb), 1, False)
+    reference = device_yuv.split_planes(device_yuv.i420_on_host(torch.from_numpy(rgb), 1, False), height, 10)
+    assert (frame.width, frame.height, frame.format.name) == (10, height, "yuv420p")
+    for ours, want in zip(planes_of(frame), reference, strict=True):
+        assert (ours == want).all()
+
+
+def test_a_wrapped_frame_outlives_everything_but_itself() -> None:
+    """The frame keeps the downloaded memory alive after the caller's references are gone."""
+    import gc
+
+    rgb = np.full((8, 6, 3), 200, np.uint8)
+    frame = device_yuv.i420_frame(torch.from_numpy(rgb), 1, True)
+    gc.collect()
+    assert (planes_of(frame)[0] == 200).all()
 
 
 def test_odd_sizes_lose_the_last_row_and_column() -> None:
     rgb = np.full((7, 9, 3), 100, np.uint8)
     frame = to_encoder_frame(torch.from_numpy(rgb), ColorInfo(6, 1, 2, 2))
     assert (frame.width, frame.height) == (8, 6)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+def test_cuda_frames_match_the_cpu_path_from_many_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rgb = np.random.default_rng(3).integers(0, 256, (512, 768, 3), dtype=np.uint8)
+    want = planes_of(device_yuv.i420_frame(torch.from_numpy(rgb), 1, False))
+    on_gpu = torch.from_numpy(rgb).cuda()
+    with ThreadPoolExecutor(8) as pool:
+        frames = list(pool.map(lambda _: device_yuv.i420_frame(on_gpu, 1, False), range(32)))
+    for frame in frames:
+        for ours, host in zip(planes_of(frame), want, strict=True):
+            assert np.abs(ours.astype(int) - host.astype(int)).max() <= 1  # float rounding of two devices
+
+
+@needs_cuda
+def test_a_cuda_frame_keeps_its_memory_while_later_frames_are_made() -> None:
+    """Pinned blocks go back to torch's allocator only when the frame that holds one is freed."""
+    first = device_yuv.i420_frame(torch.full((64, 96, 3), 30, dtype=torch.uint8, device="cuda"), 1, True)
+    later = [
+        device_yuv.i420_frame(torch.full((64, 96, 3), 100 + i, dtype=torch.uint8, device="cuda"), 1, True)
+        for i in range(16)
+    ]
+    del later
+    for _ in range(16):  # blocks freed above are reused here; `first`'s must not be
+        device_yuv.i420_frame(torch.full((64, 96, 3), 250, dtype=torch.uint8, device="cuda"), 1, True)
+    assert (planes_of(first)[0] == 30).all()

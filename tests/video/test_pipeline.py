@@ -4,6 +4,7 @@ errors and early close stop every stage; the multipart splitter; the channel bet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import os
@@ -311,3 +312,139 @@ def test_nvdec_is_asked_for_only_from_the_size_where_it_pays(
     settings = VideoSettings(hardware_codecs=True, hardware_decode_min_pixels=min_pixels)
     frames = list(video.read_video(gray_clip, probe_video(gray_clip, settings), settings))
     assert asked == [hardware] and len(frames) == COUNT
+
+
+@pytest.mark.parametrize(
+    ("size", "setting", "threads"),
+    [((960, 540), 0, 2), ((1920, 1080), 0, 5), ((3840, 2160), 0, 16), ((64, 48), 0, 2), ((3840, 2160), 3, 3)],
+)
+def test_decoder_threads_follow_the_frame_size(
+    gray_clip: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], setting: int, threads: int
+) -> None:
+    """FFmpeg's default (a thread per core, 17 on the H200) for 960x540 cost 0.65 busy cores there."""
+    import dataclasses
+
+    from service.media import video
+
+    monkeypatch.setattr(video.os, "cpu_count", lambda: 16)
+    settings = VideoSettings(decode_threads=setting)
+    probe = dataclasses.replace(probe_video(gray_clip, settings), width=size[0], height=size[1])
+    assert video.decode_threads(probe, settings) == threads
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_any_decoder_thread_count_gives_every_frame_in_order(gray_clip: Path, threads: int) -> None:
+    from service.media import video
+
+    settings = VideoSettings(decode_threads=threads)
+    items = list(video.read_video(gray_clip, probe_video(gray_clip, settings), settings))
+    frames = [item for item in items if isinstance(item, video.SourceFrame)]
+    assert [f.index for f in frames] == list(range(COUNT))
+    assert [f.frame.pts for f in frames] == sorted(f.frame.pts for f in frames)
+
+
+needs_thread_nice = pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread nice is Linux's")
+
+
+@needs_thread_nice
+def test_a_lowered_thread_passes_its_priority_to_the_threads_it_starts() -> None:
+    from service.media.niceness import lower_this_thread
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int | None] = {}
+
+    def child() -> None:
+        seen["child"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def lowered() -> None:
+        seen["returned"] = lower_this_thread(3)
+        seen["self"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        started = threading.Thread(target=child)
+        started.start()
+        started.join()
+
+    thread = threading.Thread(target=lowered)
+    thread.start()
+    thread.join()
+    want = min(19, base + 3)
+    assert seen == {"returned": want, "self": want, "child": want}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller's own is untouched
+    assert lower_this_thread(0) is None
+
+
+@needs_thread_nice
+def test_the_encoder_and_its_threads_run_below_the_pipeline(gray_clip: Path, tmp_path: Path) -> None:
+    write_sr_entry(tmp_path / "repository", "unused", 2)
+    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, encoder_niceness=4)
+    core = ServingCore(Settings(model_repository=tmp_path / "repository", video=video, codec_threads=2))
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    calls: list[int] = []
+    seen: dict[str, list[int]] = {}
+
+    def niceness_by_thread() -> dict[int, int]:
+        found = {}
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):
+                found[int(task.name)] = os.getpriority(os.PRIO_PROCESS, int(task.name))
+        return found
+
+    async def watching(rgb: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == COUNT:  # frames 0 .. COUNT - 1 - WINDOW went to the writer: it runs its encoder
+            for _ in range(200):
+                by_thread = niceness_by_thread()
+                encode = [t.native_id for t in threading.enumerate() if t.name == "video-encode"]
+                lowered = [tid for tid, nice in by_thread.items() if nice == base + 4]
+                if encode and len(lowered) > 1:
+                    break
+                await asyncio.sleep(0.01)
+            seen.update(encode=[by_thread[tid] for tid in encode], lowered=lowered)
+            seen["loop"] = [by_thread[threading.get_native_id()]]
+        return rgb
+
+    async def run() -> bytes:
+        ticket = core.new_ticket(60)
+        try:
+            return await collect(filter_video(core, watching, gray_clip, VideoEncodeOptions(preset="ultrafast"), ticket))
+        finally:
+            await core.stop()
+
+    assert asyncio.run(run())
+    assert seen["encode"] == [base + 4] and seen["loop"] == [base]
+    assert len(seen["lowered"]) > 1  # the writer thread and the threads it started (libx264's, the muxer)
+
+
+def test_new_frames_start_while_the_encoder_works_through_finished_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fast filter and a slow encoder: the window stays full of frames while the encoder works.
+    It must not drain into the encoder's channel before the next frame starts (on the GPU machine
+    the GPU then idled, and the encoder waited for the burst that followed)."""
+    from service.pipelines import video as video_pipeline
+
+    count = 60
+    clip = write_clip(tmp_path / "steady.mkv", [np.full((32, 48, 3), (7 * i) % 200, np.uint8) for i in range(count)])
+    core = make_core(tmp_path)
+    real_write = VideoWriter.write_frame
+    window_at_encode: list[float] = []
+
+    def slow_write(self: VideoWriter, frame: av.VideoFrame) -> None:
+        window_at_encode.append(video_pipeline.FRAMES_IN_FLIGHT._value.get())
+        time.sleep(0.004)  # the encoder is the slowest stage, as libx264 is on the GPU machine
+        real_write(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write_frame", slow_write)
+
+    async def fast(rgb: np.ndarray) -> np.ndarray:
+        return rgb
+
+    async def run() -> bytes:
+        ticket = core.new_ticket(60)
+        try:
+            return await collect(filter_video(core, fast, clip, VideoEncodeOptions(preset="ultrafast"), ticket))
+        finally:
+            await core.stop()
+
+    assert asyncio.run(run())
+    steady = window_at_encode[2 * WINDOW : count - 2 * WINDOW]  # the channel has filled; frames still come
+    assert len(window_at_encode) == count and min(steady) >= WINDOW - 1, window_at_encode

@@ -1,0 +1,109 @@
+"""A GPU model's RGB frame -> the encoder's 8-bit 4:2:0 frame: converted on the GPU, one download.
+
+The conversion (BT.601/709/2020 matrix and range from `yuv.rgb_to_yuv`, chroma the mean of each
+2x2 block) writes the three planes back to back (I420: Y, then Cb, then Cr) into one device
+buffer, which is downloaded by DMA into pinned host memory from torch's caching host allocator.
+The encoder's frame is made over that memory (`av.VideoFrame.from_numpy_buffer`): no host copy of
+the 12 MB of a 3840x2160 frame, no fresh 12 MB frame allocation to fault in; the frame holds the
+memory until libavcodec lets go of it (libx264 copies its input when it is given a frame), then
+the block goes back to the allocator for a later frame. Peak pinned memory is therefore about the
+frames alive at once (`frames_in_flight` x 2 at most) x the frame's 4:2:0 size rounded up to a
+power of two (16 MB for 3840x2160).
+
+On CUDA the work runs on the calling thread's own stream (`device.thread_stream`), not the
+legacy default one (which would serialise it with the slots' batches); the thread sleeps while
+the GPU finishes (`waiting.wait_for_current`). CPU tensors (tests, servers without a GPU) take
+the same path without the download.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+from service.media.yuv import rgb_to_yuv
+
+if TYPE_CHECKING:
+    import torch
+
+
+def i420_frame(rgb: torch.Tensor, space: int, full_range: bool) -> av.VideoFrame:
+    """HxWx3 uint8 RGB on a device (H, W even) -> a yuv420p frame of the host (untagged).
+
+    Heights that are multiples of 4 get a frame over the downloaded memory itself; others (PyAV
+    cannot wrap a 4:2:0 buffer of H = 4k + 2 rows) a frame of their own that the planes are copied into."""
+    height, width = int(rgb.shape[0]), int(rgb.shape[1])
+    i420 = i420_on_host(rgb, space, full_range)
+    if height % 4 == 0:
+        return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, pixels in zip(frame.planes, split_planes(i420, height, width), strict=True):
+        np.copyto(_plane_pixels(plane), pixels)
+    return frame
+
+
+def i420_on_host(rgb: torch.Tensor, space: int, full_range: bool) -> np.ndarray:
+    """The I420 planes of `rgb` (HxWx3 uint8, H and W even) on the host: an (H * 3/2) x W array,
+    in pinned memory when `rgb` is on CUDA, filled when this returns."""
+    import torch
+
+    from service.media.device import side_stream
+    from service.runtimes.torch_cuda.waiting import wait_for_current
+
+    height, width = int(rgb.shape[0]), int(rgb.shape[1])
+    with side_stream(rgb.device):
+        planes = torch.empty(height * width * 3 // 2, dtype=torch.uint8, device=rgb.device)
+        _convert_into(rgb, space, full_range, planes)
+        if rgb.device.type != "cuda":
+            return planes.numpy().reshape(height * 3 // 2, width)
+        host = torch.empty(planes.numel(), dtype=torch.uint8, pin_memory=True)
+        host.copy_(planes, non_blocking=True)  # the allocator keeps the block until this copy is done
+        wait_for_current(rgb.device)
+    return host.numpy().reshape(height * 3 // 2, width)
+
+
+def split_planes(i420: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y (H x W), Cb and Cr (H/2 x W/2) planes of an I420 array."""
+    flat = i420.reshape(-1)
+    area, quarter = height * width, height * width // 4
+    return (
+        flat[:area].reshape(height, width),
+        flat[area : area + quarter].reshape(height // 2, width // 2),
+        flat[area + quarter :].reshape(height // 2, width // 2),
+    )
+
+
+def _convert_into(rgb: torch.Tensor, space: int, full_range: bool, planes: torch.Tensor) -> None:
+    """Y, Cb, Cr of `rgb` into the flat I420 tensor `planes` (on the current stream)."""
+    import torch
+
+    height, width = int(rgb.shape[0]), int(rgb.shape[1])
+    weights, shift = _coefficients(str(rgb.device), space, full_range)
+    pixels = rgb.to(torch.float32)
+    luma = (pixels @ weights[:, 0] + shift[0]).round_().clamp_(0, 255)
+    blocks = pixels.view(height // 2, 2, width // 2, 2, 3).mean(dim=(1, 3))
+    chroma = (blocks @ weights[:, 1:] + shift[1:]).round_().clamp_(0, 255)
+    area, quarter = height * width, height * width // 4
+    planes[:area].view(height, width).copy_(luma)  # exact: the values are whole numbers in 0..255
+    planes[area : area + quarter].view(height // 2, width // 2).copy_(chroma[..., 0])
+    planes[area + quarter :].view(height // 2, width // 2).copy_(chroma[..., 1])
+
+
+@functools.lru_cache(maxsize=64)
+def _coefficients(device: str, space: int, full_range: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conversion's matrix (3x3, transposed: RGB rows) and offsets on `device`, made once: a
+    copy from the host each frame would wait for the GPU twice per frame."""
+    import torch
+
+    matrix, offset = rgb_to_yuv(space, full_range)
+    weights = torch.as_tensor(matrix.T.copy(), dtype=torch.float32, device=device)
+    return weights, torch.as_tensor(offset, dtype=torch.float32, device=device)
+
+
+def _plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A writable height x width view of a frame plane's memory (rows `line_size` apart)."""
+    flat = np.frombuffer(memoryview(plane), np.uint8)[: plane.line_size * plane.height]
+    return flat.reshape(plane.height, plane.line_size)[:, : plane.width]
