@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from service import metrics
+from service import gc_pauses, metrics
 from service.errors import Cancelled, DeadlineExceeded, ModelNotFound, NotReady, ServiceError, Unprocessable
 from service.pipelines.warmup import warmup_inputs
 from service.repository.config import LoadedConfig, ModelConfig, Task
@@ -71,6 +71,7 @@ class ServingCore:
         self.state = ServerState()
         self._codec_pool = ThreadPoolExecutor(settings.codec_threads, thread_name_prefix="codec")
         waiting.set_mode(settings.gpu_wait)
+        gc_pauses.install()
 
     async def start(self) -> None:
         """Load and warm up every model; readiness turns true only when all are up."""

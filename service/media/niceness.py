@@ -1,12 +1,13 @@
-"""The encoder's threads yield the CPU to the rest of the video pipeline.
+"""The encoder's threads yield the CPU to the rest of the server.
 
-libx264 at 3840x2160 keeps every core of a 16-core host busy with ~24 threads. The pipeline that
-feeds it is a chain of short steps on other threads (decode, RGB, batcher, model slots, 4:2:0
-hand-over), and at equal priority each step waits behind the encoder's threads for a core: on the
-H200 the pipeline fed 315-334 frames/s to an encoder that took them at once, but under 200 to the
-real one, which itself can take 250 (bench/results/video_h200_pipeline_ceiling.md). A few nice
-steps lower for the encoder lets every pipeline step run as soon as it is ready; the encoder still
-gets every core the pipeline leaves idle, so alone it runs as fast as before.
+libx264 at 3840x2160 keeps most cores of a 16-core host busy with ~24 CPU-bound threads. The
+video pipeline that feeds it, and any image request the same process serves meanwhile, are chains
+of short steps (decode, RGB, batcher, model slots, 4:2:0 hand-over, the event loop) that each need
+a core at once to keep latency low. A few nice steps lower for the encoder lets them run as soon as
+they are ready; the encoder still gets every core they leave idle, so alone it runs as fast as
+before. On the H200 video benchmark alone the effect was within the run-to-run spread (nice 0 / 5 /
+10: 171.5 / 174.8 / 180.5 frames/s, bench/results/video_h200_niceness_720.md): this is a guard for
+shared hosts, not a measured speed-up.
 
 Linux's nice value belongs to each thread, and a new thread starts with its creator's: lowering
 the writer thread before it opens the encoder lowers libx264's worker threads, the muxer thread

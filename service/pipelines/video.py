@@ -29,6 +29,7 @@ import av
 import numpy as np
 from prometheus_client import Counter, Gauge
 
+from service import gc_pauses
 from service.core import ServedModel, ServingCore
 from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
 from service.media.images import DecodedImage
@@ -214,6 +215,8 @@ class _VideoRun:
         self.output: Channel[Output] = Channel(_OUTPUT_CHUNKS)
         self.finished = False
         self.timeline = _Timeline()
+        self.waits = _Waits()
+        self.collected = gc_pauses.totals()  # the collector's pauses during this video, for the log
         self._color = output_color(probe.color)
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
@@ -267,7 +270,8 @@ class _VideoRun:
             )
             seconds, waited = self._encode_all(writer)
             writer.close()
-            _log_encoder_thread(writer, seconds, waited, self.timeline)
+            _log_encoder_thread(writer, seconds, waited, self.timeline, self.waits)
+            log.info("garbage collection during the video: %s", gc_pauses.totals().since(self.collected))
             self.output.put_blocking(END)
         except ChannelClosed:
             if writer is not None:
@@ -285,7 +289,10 @@ class _VideoRun:
         while True:
             asked = time.perf_counter()
             item = self.to_encode.get_blocking()
-            waited += time.perf_counter() - asked if started else 0.0  # not before the first frame
+            if started:  # not before the first frame
+                wait = time.perf_counter() - asked
+                waited += wait
+                self.waits.note(wait, writer.frames)
             if isinstance(item, _End):
                 break
             if isinstance(item, CopiedPacket):
@@ -441,6 +448,29 @@ class _Timeline:
         return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.marks.items())
 
 
+class _Waits:
+    """The encoder thread's waits for frames: how many were long, and the longest (for the log)."""
+
+    LONG_S = 0.01
+
+    def __init__(self) -> None:
+        self.long = 0
+        self.long_s = 0.0
+        self.longest = (0.0, 0)  # seconds, frames encoded before it
+
+    def note(self, seconds: float, frame: int) -> None:
+        if seconds >= self.LONG_S:
+            self.long += 1
+            self.long_s += seconds
+        self.longest = max(self.longest, (seconds, frame))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.long} waits of {self.LONG_S * 1e3:.0f} ms or more ({self.long_s:.2f} s), the longest "
+            f"{self.longest[0] * 1e3:.0f} ms before frame {self.longest[1]}"
+        )
+
+
 class _ChannelSink:
     """The muxer's output (a `ByteSink`): every write becomes a chunk on the output channel."""
 
@@ -468,15 +498,18 @@ def _retrieve(task: asyncio.Task[list[av.VideoFrame]]) -> None:
         task.exception()
 
 
-def _log_encoder_thread(writer: VideoWriter, seconds: float, waited: float, timeline: _Timeline) -> None:
+def _log_encoder_thread(
+    writer: VideoWriter, seconds: float, waited: float, timeline: _Timeline, waits: _Waits
+) -> None:
     """Where the encoder thread's time went, from its first frame to the end: a pipeline that
-    feeds the encoder fast enough leaves it little time waiting for frames. The timeline says
-    how long the first frame took to reach each stage (the start-up a streamed answer pays)."""
+    feeds the encoder fast enough leaves it little time waiting for frames (and whether that
+    time was a few stalls or many short gaps). The timeline says how long the first frame took
+    to reach each stage (the start-up a streamed answer pays)."""
     log.info(
-        "video encoded: %d frames in %.2f s (%.1f frames/s); the encoder thread waited %.2f s for frames, "
-        "spent %.2f s in the encoder and %.2f s handing packets to the muxer; first frame: %s",
-        writer.frames, seconds, writer.frames / seconds if seconds else 0.0, waited, writer.encode_s, writer.mux_s,
-        timeline,
+        "video encoded: %d frames in %.2f s (%.1f frames/s); the encoder thread waited %.2f s for frames "
+        "(%s), spent %.2f s in the encoder and %.2f s handing packets to the muxer; first frame: %s",
+        writer.frames, seconds, writer.frames / seconds if seconds else 0.0, waited, waits, writer.encode_s,
+        writer.mux_s, timeline,
     )  # fmt: skip
 
 
