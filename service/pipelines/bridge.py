@@ -35,6 +35,11 @@ class Channel(Generic[T]):
         self._queue: janus.Queue[T] = janus.Queue(maxsize)
 
     @property
+    def empty(self) -> bool:
+        """Whether a get would wait (from any thread: the queue takes its lock)."""
+        return self._queue.sync_q.empty()
+
+    @property
     def full(self) -> bool:
         """Whether a put would wait (for a consumer to take an item)."""
         return self._queue.async_q.full()

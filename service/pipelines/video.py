@@ -216,6 +216,7 @@ class _VideoRun:
         self.finished = False
         self.timeline = _Timeline()
         self.waits = _Waits()
+        self.pump_window: _Window | None = None  # read (racily, for the log) by the writer thread
         self.collected = gc_pauses.totals()  # the collector's pauses during this video, for the log
         self._color = output_color(probe.color)
         self._reader = Worker("video-decode", self._read)
@@ -288,11 +289,12 @@ class _VideoRun:
         started = waited = 0.0
         while True:
             asked = time.perf_counter()
+            cause = self._starved_by() if started and self.to_encode.empty else None
             item = self.to_encode.get_blocking()
             if started:  # not before the first frame
                 wait = time.perf_counter() - asked
                 waited += wait
-                self.waits.note(wait, writer.frames)
+                self.waits.note(wait, writer.frames, cause)
             if isinstance(item, _End):
                 break
             if isinstance(item, CopiedPacket):
@@ -307,8 +309,21 @@ class _VideoRun:
                 writer.write_frame(item)
         return (time.perf_counter() - started if started else 0.0), waited
 
+    def _starved_by(self) -> str:
+        """Why the encoder finds no frame waiting (a racy look from the writer thread, for the log):
+        the frame it needs next is still being filtered, is finished but not yet handed over, or
+        the decoder has fallen behind (the window has room and nothing is decoded)."""
+        window = self.pump_window
+        head = window.head() if window is not None else None
+        if isinstance(head, asyncio.Task) and head.done():
+            return "finished, not handed over"
+        if window is not None and not window.full and self.decoded.empty:
+            return "decoder behind"
+        return "being filtered"
+
     async def _run_pump(self) -> None:
         window = _Window(self.window)
+        self.pump_window = window
         try:
             async with asyncio.timeout_at(self.ticket.deadline):
                 await self._pump_frames(window)
@@ -457,17 +472,23 @@ class _Waits:
         self.long = 0
         self.long_s = 0.0
         self.longest = (0.0, 0)  # seconds, frames encoded before it
+        self.causes: dict[str, list[float]] = {}  # why the channel was empty -> [waits, seconds]
 
-    def note(self, seconds: float, frame: int) -> None:
+    def note(self, seconds: float, frame: int, cause: str | None) -> None:
         if seconds >= self.LONG_S:
             self.long += 1
             self.long_s += seconds
         self.longest = max(self.longest, (seconds, frame))
+        if cause is not None:
+            counted = self.causes.setdefault(cause, [0, 0.0])
+            counted[0] += 1
+            counted[1] += seconds
 
     def __str__(self) -> str:
+        causes = "; ".join(f"{cause}: {int(n)} for {s:.2f} s" for cause, (n, s) in sorted(self.causes.items()))
         return (
             f"{self.long} waits of {self.LONG_S * 1e3:.0f} ms or more ({self.long_s:.2f} s), the longest "
-            f"{self.longest[0] * 1e3:.0f} ms before frame {self.longest[1]}"
+            f"{self.longest[0] * 1e3:.0f} ms before frame {self.longest[1]}; the next frame was {causes or '-'}"
         )
 
 
