@@ -6,9 +6,10 @@ buffer, which is downloaded by DMA into pinned host memory from torch's caching 
 The encoder's frame is made over that memory (`av.VideoFrame.from_numpy_buffer`): no host copy of
 the 12 MB of a 3840x2160 frame, no fresh 12 MB frame allocation to fault in; the frame holds the
 memory until libavcodec lets go of it (libx264 copies its input when it is given a frame), then
-the block goes back to the allocator for a later frame. Peak pinned memory is therefore about the
-frames alive at once (`frames_in_flight` x 2 at most) x the frame's 4:2:0 size rounded up to a
-power of two (16 MB for 3840x2160).
+the block goes back to the allocator for a later frame. torch keeps the blocks it pinned for reuse,
+so the pinned memory is about the most frames alive at once (`frames_in_flight` x 2 per video) x the
+frame's 4:2:0 size rounded up to a power of two (16 MB for 3840x2160). Parallel segment encoders
+queue whole GOPs: their frames are copied into ordinary memory instead (`wrap=False`).
 
 On CUDA the work runs on the calling thread's own stream (`device.thread_stream`), not the
 legacy default one (which would serialise it with the slots' batches); the thread sleeps while
@@ -30,14 +31,17 @@ if TYPE_CHECKING:
     import torch
 
 
-def i420_frame(rgb: torch.Tensor, space: int, full_range: bool) -> av.VideoFrame:
+def i420_frame(rgb: torch.Tensor, space: int, full_range: bool, wrap: bool = True) -> av.VideoFrame:
     """HxWx3 uint8 RGB on a device (H, W even) -> a yuv420p frame of the host (untagged).
 
-    Heights that are multiples of 4 get a frame over the downloaded memory itself; others (PyAV
-    cannot wrap a 4:2:0 buffer of H = 4k + 2 rows) a frame of their own that the planes are copied into."""
+    With `wrap`, heights that are multiples of 4 get a frame over the downloaded memory itself;
+    otherwise (or for H = 4k + 2 rows, a 4:2:0 buffer PyAV cannot wrap) the planes are copied into a
+    frame of its own, whose memory is ordinary and freed with it: for frames that wait long before
+    the encoder takes them (parallel segment encoders queue whole GOPs), so that pinned memory stays
+    bounded by the frames in flight."""
     height, width = int(rgb.shape[0]), int(rgb.shape[1])
     i420 = i420_on_host(rgb, space, full_range)
-    if height % 4 == 0:
+    if wrap and height % 4 == 0:
         return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
     frame = av.VideoFrame(width, height, "yuv420p")
     for plane, pixels in zip(frame.planes, split_planes(i420, height, width), strict=True):

@@ -223,20 +223,22 @@ def rgb_to_frame(rgb: np.ndarray, color: ColorInfo) -> av.VideoFrame:
     return _tagged(frame, color)
 
 
-def device_rgb_to_frame(rgb: Any, color: ColorInfo) -> av.VideoFrame:
+def device_rgb_to_frame(rgb: Any, color: ColorInfo, wrap: bool = True) -> av.VideoFrame:
     """`rgb_to_frame` for HxWx3 uint8 RGB on a GPU (a torch tensor): converted to 4:2:0 there, only
-    the planes are downloaded, and the frame is made over that memory (`device_yuv.i420_frame`)."""
+    the planes are downloaded, and (with `wrap`) the frame is made over that pinned memory
+    (`device_yuv.i420_frame`)."""
     from service.media import device_yuv
 
     height, width = int(rgb.shape[0]) & ~1, int(rgb.shape[1]) & ~1
-    return _tagged(device_yuv.i420_frame(rgb[:height, :width], color.space, color.range == 2), color)
+    return _tagged(device_yuv.i420_frame(rgb[:height, :width], color.space, color.range == 2, wrap), color)
 
 
-def to_encoder_frame(filtered: Any, color: ColorInfo) -> av.VideoFrame:
-    """A filtered frame (host RGB array, or RGB tensor on a GPU) as the encoder's 4:2:0 frame."""
+def to_encoder_frame(filtered: Any, color: ColorInfo, wrap: bool = True) -> av.VideoFrame:
+    """A filtered frame (host RGB array, or RGB tensor on a GPU) as the encoder's 4:2:0 frame;
+    `wrap=False` when frames may wait long for the encoder (`device_yuv.i420_frame`)."""
     if isinstance(filtered, np.ndarray):
         return rgb_to_frame(filtered, color)
-    return device_rgb_to_frame(filtered, color)
+    return device_rgb_to_frame(filtered, color, wrap)
 
 
 def _tagged(frame: av.VideoFrame, color: ColorInfo) -> av.VideoFrame:

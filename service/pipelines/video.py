@@ -219,6 +219,9 @@ class _VideoRun:
         self.pump_window: _Window | None = None  # read (racily, for the log) by the writer thread
         self.collected = gc_pauses.totals()  # the collector's pauses during this video, for the log
         self._color = output_color(probe.color)
+        # one encoder takes frames as they come; parallel segments queue whole GOPs, which must
+        # not hold pinned memory (`device_yuv.i420_frame`)
+        self._wrap = core.settings.video.encoder_segments == 1
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
         self._pump = loop.create_task(self._run_pump())
@@ -384,7 +387,7 @@ class _VideoRun:
     async def _process(self, outputs: Coroutine[Any, Any, list[TimedFrame]]) -> list[av.VideoFrame]:
         frames = []
         for timed in await outputs:
-            frame = await self.core.offload(to_encoder_frame, timed.picture, self._color)
+            frame = await self.core.offload(to_encoder_frame, timed.picture, self._color, self._wrap)
             frame.pts = timed.pts
             frames.append(frame)
         return frames

@@ -109,3 +109,15 @@ def test_a_cuda_frame_keeps_its_memory_while_later_frames_are_made() -> None:
     for _ in range(16):  # blocks freed above are reused here; `first`'s must not be
         device_yuv.i420_frame(torch.full((64, 96, 3), 250, dtype=torch.uint8, device="cuda"), 1, True)
     assert (planes_of(first)[0] == 30).all()
+
+
+def test_unwrapped_frames_own_their_memory() -> None:
+    """`wrap=False` (parallel segment encoders queue whole GOPs): the same pixels in the frame's own memory."""
+    rgb = np.random.default_rng(2).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    wrapped = device_yuv.i420_frame(torch.from_numpy(rgb), 1, False)
+    owned = device_yuv.i420_frame(torch.from_numpy(rgb), 1, False, wrap=False)
+    for ours, want in zip(planes_of(owned), planes_of(wrapped), strict=True):
+        assert (ours == want).all()
+    # the wrapped frame's planes lie back to back as downloaded (I420); an allocated frame pads its rows
+    assert wrapped.planes[1].buffer_ptr - wrapped.planes[0].buffer_ptr == 8 * 10
+    assert owned.planes[0].line_size > 10
