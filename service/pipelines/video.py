@@ -44,6 +44,7 @@ from service.media.video_encode import (
     validate_options,
 )
 from service.pipelines.bridge import Channel, ChannelClosed, Worker
+from service.pipelines.handoff import HandOff
 from service.pipelines.superres import upscale, upscale_on_device
 from service.scheduling.records import RequestTicket
 
@@ -211,7 +212,7 @@ class _VideoRun:
         self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(core, frame_filter)
         self.options, self.ticket, self.progress = options, ticket, progress
         self.decoded: Channel[Decoded] = Channel(self.window)
-        self.to_encode: Channel[ToEncode] = Channel(self.window)
+        self.to_encode: HandOff[ToEncode] = HandOff(self.window)  # the encoder thread's side kept light
         self.output: Channel[Output] = Channel(_OUTPUT_CHUNKS)
         self.finished = False
         self.timeline = _Timeline()
