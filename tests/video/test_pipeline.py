@@ -24,9 +24,9 @@ from service.core import ServingCore
 from service.errors import InferenceFailed
 from service.http.uploads import PartRouter
 from service.media.video import ColorInfo, frame_to_rgb, probe_video, sniff_container
-from service.media.video_encode import VideoEncodeOptions, VideoWriter, output_color, rgb_to_frame
+from service.media.video_encode import Preset, VideoEncodeOptions, VideoWriter, output_color, rgb_to_frame
 from service.pipelines.bridge import Channel, ChannelClosed
-from service.pipelines.video import filter_video
+from service.pipelines.video import FrameFilter, filter_video
 from service.settings import Settings, VideoSettings
 from tests.support.tiny_models import write_sr_entry
 from tests.video.clips import write_clip
@@ -57,6 +57,19 @@ async def collect(chunks: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in chunks])
 
 
+def encode_video(core: ServingCore, frame_filter: FrameFilter, clip: Path, preset: Preset) -> bytes:
+    """The whole filtered video of `clip` through `filter_video`, then the core stopped."""
+
+    async def run() -> bytes:
+        ticket = core.new_ticket(60)
+        try:
+            return await collect(filter_video(core, frame_filter, clip, VideoEncodeOptions(preset=preset), ticket))
+        finally:
+            await core.stop()
+
+    return asyncio.run(run())
+
+
 def test_frames_come_out_in_order_with_at_most_the_window_in_flight(gray_clip: Path, tmp_path: Path) -> None:
     core = make_core(tmp_path)
     rng = np.random.default_rng(0)
@@ -71,14 +84,7 @@ def test_frames_come_out_in_order_with_at_most_the_window_in_flight(gray_clip: P
         state["now"] -= 1
         return rgb
 
-    async def run() -> bytes:
-        ticket = core.new_ticket(60)
-        try:
-            return await collect(filter_video(core, jittery, gray_clip, VideoEncodeOptions(preset="ultrafast"), ticket))
-        finally:
-            await core.stop()
-
-    data = asyncio.run(run())
+    data = encode_video(core, jittery, gray_clip, "ultrafast")
     with av.open(io.BytesIO(data)) as container:
         levels = [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
     assert len(levels) == COUNT
@@ -96,14 +102,7 @@ def test_parallel_segment_encoders_make_one_stream_in_order(tmp_path: Path) -> N
     async def identity(rgb: np.ndarray) -> np.ndarray:
         return rgb
 
-    async def run() -> bytes:
-        ticket = core.new_ticket(60)
-        try:
-            return await collect(filter_video(core, identity, clip, VideoEncodeOptions(preset="veryfast"), ticket))
-        finally:
-            await core.stop()
-
-    data = asyncio.run(run())
+    data = encode_video(core, identity, clip, "veryfast")
     with av.open(io.BytesIO(data)) as container:
         decoded = [(f.pts * f.time_base, float(f.to_ndarray(format="gray").mean())) for f in container.decode(video=0)]
     assert [t for t, _ in decoded] == [Fraction(i, 25) for i in range(count)]
@@ -402,14 +401,7 @@ def test_the_encoder_and_its_threads_run_below_the_pipeline(gray_clip: Path, tmp
             seen["loop"] = [by_thread[threading.get_native_id()]]
         return rgb
 
-    async def run() -> bytes:
-        ticket = core.new_ticket(60)
-        try:
-            return await collect(filter_video(core, watching, gray_clip, VideoEncodeOptions(preset="ultrafast"), ticket))
-        finally:
-            await core.stop()
-
-    assert asyncio.run(run())
+    assert encode_video(core, watching, gray_clip, "ultrafast")
     assert seen["encode"] == [base + 4] and seen["loop"] == [base]
     assert len(seen["lowered"]) > 1  # the writer thread and the threads it started (libx264's, the muxer)
 
@@ -438,13 +430,6 @@ def test_new_frames_start_while_the_encoder_works_through_finished_ones(
     async def fast(rgb: np.ndarray) -> np.ndarray:
         return rgb
 
-    async def run() -> bytes:
-        ticket = core.new_ticket(60)
-        try:
-            return await collect(filter_video(core, fast, clip, VideoEncodeOptions(preset="ultrafast"), ticket))
-        finally:
-            await core.stop()
-
-    assert asyncio.run(run())
+    assert encode_video(core, fast, clip, "ultrafast")
     steady = window_at_encode[2 * WINDOW : count - 2 * WINDOW]  # the channel has filled; frames still come
     assert len(window_at_encode) == count and min(steady) >= WINDOW - 1, window_at_encode
