@@ -48,6 +48,10 @@ PRESETS: tuple[Preset, ...] = get_args(Preset)
 CRF_RANGE: dict[VideoCodec, tuple[int, int]] = {"h264": (0, 51), "h265": (0, 51), "av1": (0, 63)}
 DEFAULT_CRF: dict[VideoCodec, int] = {"h264": 23, "h265": 28, "av1": 35}
 GOP_SECONDS = 2.0
+OUTPUT_WRITE_BYTES = 1 << 20
+"""The muxer's write size into a Python sink. PyAV's default (32 KiB) turns a 4K stream's ~50-100 MB/s
+into thousands of callbacks a second, each taking the GIL from the encoder's feeding thread and
+waking the event loop. Fragments and clusters still leave when they end: the muxers flush then."""
 _SOFTWARE: dict[VideoCodec, str] = {"h264": "libx264", "h265": "libx265", "av1": "libsvtav1"}
 _NVENC: dict[VideoCodec, str] = {"h264": "h264_nvenc", "h265": "hevc_nvenc", "av1": "av1_nvenc"}
 _MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
@@ -279,7 +283,9 @@ class VideoWriter:
         self._segment_count = segments
         self._threads = threads
         self._sink = sink if isinstance(sink, str) else _DiscardableSink(sink)
-        self._out = av.open(self._sink, "w", format=spec.format, options=dict(spec.options))
+        self._out = av.open(
+            self._sink, "w", format=spec.format, options=dict(spec.options), buffer_size=OUTPUT_WRITE_BYTES
+        )
         self._templates = av.open(str(source), metadata_errors="ignore")
         self._video: av.video.stream.VideoStream | None = None
         self._segments: SegmentEncoders | None = None
