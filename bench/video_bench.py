@@ -363,9 +363,10 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
             if time.monotonic() - STARTED > args.budget_s:
                 result["skipped"].append(f"encoder alone {preset} x{segments}: over the time budget")
                 continue
-            result["encoder"].append(encoder_alone(decoded, preset, rate, segments))
-            print(result["encoder"][-1], flush=True)
-            save(result)
+            for _ in range(args.alone_runs):  # the host's speed drifts: the fastest run is the baseline
+                result["encoder"].append(encoder_alone(decoded, preset, rate, segments))
+                print(result["encoder"][-1], flush=True)
+                save(result)
     return result
 
 
@@ -449,7 +450,9 @@ def _log_lines(path: Path) -> list[str]:
 def render(result: dict[str, Any]) -> str:
     m = result["meta"]
     models = ", ".join(f"{x['name']} on {x['runtime']} {x['slots']}" for x in result.get("models", []))
-    alone = {(r["preset"], r["encoders"]): r["fps"] for r in result["encoder"]}
+    alone: dict[tuple[str, int], float] = {}  # the fastest run of each: the conservative baseline
+    for r in result["encoder"]:
+        alone[(r["preset"], r["encoders"])] = max(r["fps"], alone.get((r["preset"], r["encoders"]), 0.0))
     lines = [
         "# Video benchmark: 960x540 -> 3840x2160 (x4), end to end vs the encoder alone", "",
         f"- command: `{m['command']}`", f"- machine: {m['gpu']}; {m['cpus']} CPUs; host {m['host']}",
@@ -458,7 +461,8 @@ def render(result: dict[str, Any]) -> str:
         f"- the encoder alone's frames: the pipeline's own, from a lossless (crf 0) answer of "
         f"{result.get('lossless', {}).get('bytes')} bytes",
         f"- model: {models}",
-        f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core", "",
+        f"- encoder: libx264 crf {CRF}, 2-second GOPs, frame threads on every core",
+        "- ratios are against the fastest run of the encoder alone (each is run `--alone-runs` times)", "",
         "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s "
         "| frames/s after the first fragment | GPU util % | busy CPU cores (machine / server) "
         "| server page faults per frame |",
@@ -496,6 +500,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, default=ROOT / ".device" / "realesr-animevideov3.pth")
     parser.add_argument("--source", type=Path, required=True, help="a video with audio (big_buck_bunny.mp4)")
     parser.add_argument("--frames", type=int, default=480)
+    parser.add_argument("--alone-runs", type=int, default=2, help="runs of the encoder alone per preset")
     parser.add_argument("--segments", type=int, default=4, help="parallel encoders for the stretch runs")
     parser.add_argument("--frames-in-flight", type=int, default=16)
     parser.add_argument("--slots", type=int, default=1, help="model instances (execution slots) on the GPU")
