@@ -81,30 +81,31 @@ def split_planes(i420: np.ndarray, height: int, width: int) -> tuple[np.ndarray,
 
 
 def _convert_into(rgb: torch.Tensor, space: int, full_range: bool, planes: torch.Tensor) -> None:
-    """Y, Cb, Cr of `rgb` into the flat I420 tensor `planes` (on the current stream)."""
+    """Y, Cb, Cr of `rgb` into the flat I420 tensor `planes` (on the current stream), in six GPU
+    calls: every call is a trip through Python and the GIL on a codec thread, while the encoder's
+    thread waits for the GIL after each of its calls into libx264. The matrix gives all three
+    components at full resolution (the GPU does not notice the extra work); the offsets carry +0.5,
+    so the cast to uint8, which truncates, rounds; chroma is the mean of each 2x2 block."""
     import torch
 
     height, width = int(rgb.shape[0]), int(rgb.shape[1])
     weights, shift = _coefficients(str(rgb.device), space, full_range)
-    pixels = rgb.to(torch.float32)
-    luma = (pixels @ weights[:, 0] + shift[0]).round_().clamp_(0, 255)
-    blocks = pixels.view(height // 2, 2, width // 2, 2, 3).mean(dim=(1, 3))
-    chroma = (blocks @ weights[:, 1:] + shift[1:]).round_().clamp_(0, 255)
-    area, quarter = height * width, height * width // 4
-    planes[:area].view(height, width).copy_(luma)  # exact: the values are whole numbers in 0..255
-    planes[area : area + quarter].view(height // 2, width // 2).copy_(chroma[..., 0])
-    planes[area + quarter :].view(height // 2, width // 2).copy_(chroma[..., 1])
+    yuv = torch.addmm(shift, rgb.reshape(-1, 3).to(torch.float32), weights).clamp_(0, 255)
+    area = height * width
+    planes[:area].view(height, width).copy_(yuv[:, 0].view(height, width))
+    chroma = yuv.view(height // 2, 2, width // 2, 2, 3)[..., 1:].mean(dim=(1, 3))
+    planes[area:].view(2, height // 2, width // 2).copy_(chroma.permute(2, 0, 1))
 
 
 @functools.lru_cache(maxsize=64)
 def _coefficients(device: str, space: int, full_range: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The conversion's matrix (3x3, transposed: RGB rows) and offsets on `device`, made once: a
-    copy from the host each frame would wait for the GPU twice per frame."""
+    """The conversion's matrix (3x3, transposed: RGB rows) and offsets (+0.5: rounding) on
+    `device`, made once: a copy from the host each frame would wait for the GPU twice per frame."""
     import torch
 
     matrix, offset = rgb_to_yuv(space, full_range)
     weights = torch.as_tensor(matrix.T.copy(), dtype=torch.float32, device=device)
-    return weights, torch.as_tensor(offset, dtype=torch.float32, device=device)
+    return weights, torch.as_tensor(offset + 0.5, dtype=torch.float32, device=device)
 
 
 def _plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
