@@ -69,6 +69,10 @@ class VideoSettings(BaseModel):
     encoder_threads: int = Field(
         0, ge=0, le=256, description="Threads of the one software encoder (0: its own choice, 1.5 per core for x264)."
     )
+    encoder_process: bool = Field(
+        False,
+        description="Run the one software encoder in a child process of its own (Linux; see docs/video.md).",
+    )
     encoder_niceness: int = Field(
         5,
         ge=0,

@@ -45,7 +45,7 @@ def i420_frame(rgb: torch.Tensor, space: int, full_range: bool, wrap: bool = Tru
         return av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
     frame = av.VideoFrame(width, height, "yuv420p")
     for plane, pixels in zip(frame.planes, split_planes(i420, height, width), strict=True):
-        np.copyto(_plane_pixels(plane), pixels)
+        np.copyto(plane_pixels(plane), pixels)
     return frame
 
 
@@ -108,7 +108,7 @@ def _coefficients(device: str, space: int, full_range: bool) -> tuple[torch.Tens
     return weights, torch.as_tensor(offset + 0.5, dtype=torch.float32, device=device)
 
 
-def _plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
+def plane_pixels(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """A writable height x width view of a frame plane's memory (rows `line_size` apart)."""
     flat = np.frombuffer(memoryview(plane), np.uint8)[: plane.line_size * plane.height]
     return flat.reshape(plane.height, plane.line_size)[:, : plane.width]

@@ -224,7 +224,7 @@ def rgb_to_frame(rgb: np.ndarray, color: ColorInfo) -> av.VideoFrame:
         dst_color_range="JPEG" if color.range == 2 else "MPEG",
         threads=SWSCALE_THREADS,
     )
-    return _tagged(frame, color)
+    return tag_frame(frame, color)
 
 
 def device_rgb_to_frame(rgb: Any, color: ColorInfo, wrap: bool = True) -> av.VideoFrame:
@@ -234,7 +234,7 @@ def device_rgb_to_frame(rgb: Any, color: ColorInfo, wrap: bool = True) -> av.Vid
     from service.media import device_yuv
 
     height, width = int(rgb.shape[0]) & ~1, int(rgb.shape[1]) & ~1
-    return _tagged(device_yuv.i420_frame(rgb[:height, :width], color.space, color.range == 2, wrap), color)
+    return tag_frame(device_yuv.i420_frame(rgb[:height, :width], color.space, color.range == 2, wrap), color)
 
 
 def to_encoder_frame(filtered: Any, color: ColorInfo, wrap: bool = True) -> av.VideoFrame:
@@ -245,7 +245,7 @@ def to_encoder_frame(filtered: Any, color: ColorInfo, wrap: bool = True) -> av.V
     return device_rgb_to_frame(filtered, color, wrap)
 
 
-def _tagged(frame: av.VideoFrame, color: ColorInfo) -> av.VideoFrame:
+def tag_frame(frame: av.VideoFrame, color: ColorInfo) -> av.VideoFrame:
     frame.colorspace, frame.color_range = color.space, color.range
     frame.color_primaries, frame.color_trc = color.primaries, color.trc
     return frame

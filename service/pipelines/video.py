@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -34,6 +34,7 @@ from service.core import ServedModel, ServingCore
 from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
 from service.media.images import DecodedImage
 from service.media.niceness import lower_this_thread
+from service.media.process_writer import ProcessWriter, RingFrame, RingHolder
 from service.media.video import CopiedPacket, SourceFrame, VideoProbe, frame_to_rgb, probe_video, read_video
 from service.media.video_encode import (
     VideoEncodeOptions,
@@ -49,6 +50,7 @@ from service.pipelines.superres import upscale, upscale_on_device
 from service.scheduling.records import RequestTicket
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FrameFilter = Callable[[np.ndarray], Awaitable[Any]]
 """One video frame through a filter: HxWx3 uint8 RGB in, HxWx3 uint8 RGB out (any size, the
@@ -115,7 +117,8 @@ class _Failure:
 
 END = _End()
 Decoded = SourceFrame | CopiedPacket | _End | _Failure
-ToEncode = av.VideoFrame | CopiedPacket | _End
+EncoderFrame = av.VideoFrame | RingFrame  # a RingFrame for the encoder process
+ToEncode = EncoderFrame | CopiedPacket | _End
 Output = bytes | _End | _Failure
 
 
@@ -223,6 +226,8 @@ class _VideoRun:
         # one encoder takes frames as they come; parallel segments queue whole GOPs, which must
         # not hold pinned memory (`device_yuv.i420_frame`)
         self._wrap = core.settings.video.encoder_segments == 1
+        in_process = core.settings.video.encoder_process and core.settings.video.encoder_segments == 1
+        self._rings = RingHolder(2 * self.window + 8) if in_process else None  # frames for the encoder process
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
         self._pump = loop.create_task(self._run_pump())
@@ -234,6 +239,8 @@ class _VideoRun:
         self._pump.cancel()
         for channel in (self.decoded, self.to_encode, self.output):
             channel.close()  # before any await: a thread blocked on a channel leaves at once
+        if self._rings is not None:
+            self._rings.close()  # and a codec thread waiting for a ring slot
         await asyncio.wait([self._pump])  # its own error, if any, already went down the output channel
         if not self._pump.cancelled():
             self._pump.exception()
@@ -260,19 +267,26 @@ class _VideoRun:
     def _write(self) -> None:
         """Writer thread: encode and mux; the muxer's bytes go to the output channel."""
         settings = self.core.settings.video
-        writer: VideoWriter | None = None
+        writer: VideoWriter | ProcessWriter | None = None
         lower_this_thread(settings.encoder_niceness)  # and the encoder's threads, started from this one
         try:
-            writer = VideoWriter(
-                _ChannelSink(self.output, self.timeline),
-                self.source,
-                self.probe,
-                self.options,
-                settings.hardware_codecs,
-                settings.encoder_segments,
-                rate_factor=self.stage.rate_factor,
-                threads=settings.encoder_threads,
-            )
+            sink = _ChannelSink(self.output, self.timeline)
+            if self._rings is not None:
+                writer = ProcessWriter(
+                    sink, self.source, self.probe, self.options, settings.hardware_codecs, self._rings,
+                    self._color, self.stage.rate_factor, settings.encoder_threads, settings.encoder_niceness,
+                )  # fmt: skip
+            else:
+                writer = VideoWriter(
+                    sink,
+                    self.source,
+                    self.probe,
+                    self.options,
+                    settings.hardware_codecs,
+                    settings.encoder_segments,
+                    rate_factor=self.stage.rate_factor,
+                    threads=settings.encoder_threads,
+                )
             seconds, waited = self._encode_all(writer)
             writer.close()
             _log_encoder_thread(writer, seconds, waited, self.timeline, self.waits)
@@ -287,7 +301,7 @@ class _VideoRun:
             with contextlib.suppress(ChannelClosed):
                 self.output.put_blocking(_Failure(_service_error(exc, "encoding the video failed")))
 
-    def _encode_all(self, writer: VideoWriter) -> tuple[float, float]:
+    def _encode_all(self, writer: VideoWriter | ProcessWriter) -> tuple[float, float]:
         """Encode frames and hand copied packets on until the end: the seconds from the first frame
         to the end, and how many of them the thread waited for frames."""
         started = waited = 0.0
@@ -310,7 +324,10 @@ class _VideoRun:
                     self.timeline.record(f"encoder's wait by frame {RAMP_FRAMES}", waited)
                 if writer.frames >= RAMP_FRAMES and writer.frames & (writer.frames - 1) == 0:
                     self.timeline.mark(f"frame {writer.frames} at the encoder")  # 64, 128, 256, ...
-                writer.write_frame(item)
+                if isinstance(writer, ProcessWriter):
+                    writer.write_frame(_as(RingFrame, item))
+                else:
+                    writer.write_frame(_as(av.VideoFrame, item))
         return (time.perf_counter() - started if started else 0.0), waited
 
     def _starved_by(self) -> str:
@@ -385,13 +402,18 @@ class _VideoRun:
             if self.progress is not None:
                 self.progress(window.forwarded)  # source frames done (progress against the probe's count)
 
-    async def _process(self, outputs: Coroutine[Any, Any, list[TimedFrame]]) -> list[av.VideoFrame]:
-        frames = []
+    async def _process(self, outputs: Coroutine[Any, Any, list[TimedFrame]]) -> list[EncoderFrame]:
+        frames: list[EncoderFrame] = []
         for timed in await outputs:
-            frame = await self.core.offload(to_encoder_frame, timed.picture, self._color, self._wrap)
+            frame = await self.core.offload(self._for_encoder, timed.picture)
             frame.pts = timed.pts
             frames.append(frame)
         return frames
+
+    def _for_encoder(self, picture: Any) -> EncoderFrame:
+        """On the codec pool: the encoder's 4:2:0 frame, in a ring slot for the encoder process."""
+        frame = to_encoder_frame(picture, self._color, self._wrap)
+        return frame if self._rings is None else self._rings.put(frame)
 
 
 class _Window:
@@ -399,7 +421,7 @@ class _Window:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: deque[asyncio.Task[list[av.VideoFrame]] | CopiedPacket] = deque()
+        self._items: deque[asyncio.Task[list[EncoderFrame]] | CopiedPacket] = deque()
         self._frames = 0
         self.forwarded = 0
 
@@ -407,16 +429,16 @@ class _Window:
     def full(self) -> bool:
         return self._frames >= self._size
 
-    def add(self, item: asyncio.Task[list[av.VideoFrame]] | CopiedPacket) -> None:
+    def add(self, item: asyncio.Task[list[EncoderFrame]] | CopiedPacket) -> None:
         self._items.append(item)
         if isinstance(item, asyncio.Task):
             self._frames += 1
             FRAMES_IN_FLIGHT.inc()
 
-    def head(self) -> asyncio.Task[list[av.VideoFrame]] | CopiedPacket | None:
+    def head(self) -> asyncio.Task[list[EncoderFrame]] | CopiedPacket | None:
         return self._items[0] if self._items else None
 
-    async def result(self, task: asyncio.Task[list[av.VideoFrame]]) -> list[av.VideoFrame]:
+    async def result(self, task: asyncio.Task[list[EncoderFrame]]) -> list[EncoderFrame]:
         """The task's frames. If it was dropped because another frame of the video failed (the
         failure cancels the request's ticket), that frame's error is raised instead."""
         try:
@@ -512,19 +534,25 @@ class _ChannelSink:
         return len(data)
 
 
+def _as(kind: type[T], item: object) -> T:
+    """`item`, which the run made for this writer (a frame of the host, or in a ring slot)."""
+    assert isinstance(item, kind)
+    return item
+
+
 def _close(outputs: Coroutine[Any, Any, Any], _: object) -> None:
     """A frame's stage coroutine is closed when its task ends: no warning if it never ran."""
     outputs.close()
 
 
-def _retrieve(task: asyncio.Task[list[av.VideoFrame]]) -> None:
+def _retrieve(task: asyncio.Task[list[EncoderFrame]]) -> None:
     """Mark a dropped frame's error as seen (it is not the error the caller gets)."""
     if not task.cancelled():
         task.exception()
 
 
 def _log_encoder_thread(
-    writer: VideoWriter, seconds: float, waited: float, timeline: _Timeline, waits: _Waits
+    writer: VideoWriter | ProcessWriter, seconds: float, waited: float, timeline: _Timeline, waits: _Waits
 ) -> None:
     """Where the encoder thread's time went, from its first frame to the end: a pipeline that
     feeds the encoder fast enough leaves it little time waiting for frames (and whether that

@@ -1,0 +1,206 @@
+"""The server's side of the encoder process (`encoder_process.py`): a frame ring and a `VideoWriter` stand-in.
+
+`FrameRing`: slots of one 4:2:0 frame in a `memfd` the child maps too. The codec pool copies each
+frame into a free slot (`RingFrame` travels down the pipeline instead of the frame); the child gives
+the slot back once its encoder has let go of the frame. Slots are 2 x frames in flight + 8: every
+frame between the pump and the child holds one, so a codec thread waits for a slot only while the
+child is that far behind.
+
+`ProcessWriter` has `VideoWriter`'s interface for the writer thread (`write_frame`, `write_packet`,
+`close`, `abort`, `frames`, `encode_s`, `mux_s`, `encoder`): it sends notices to the child, and a
+receiver thread writes the child's output bytes to the sink and returns freed slots to the ring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import queue
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from service.errors import InferenceFailed
+from service.media import encoder_process
+from service.media.device_yuv import plane_pixels, split_planes
+from service.media.video import ColorInfo, CopiedPacket, VideoProbe
+from service.media.video_encode import ByteSink, VideoEncodeOptions
+
+_CLOSED = -1
+
+
+@dataclass
+class RingFrame:
+    """A frame in ring slot `slot`, as the pipeline hands it to the writer (pts set by the pump)."""
+
+    slot: int
+    width: int
+    height: int
+    pts: int | None = None
+
+
+class FrameRing:
+    """Slots of `width` x `height` 4:2:0 frames in a memfd (Linux)."""
+
+    def __init__(self, slots: int, width: int, height: int) -> None:
+        self.width, self.height, self.slots = width, height, slots
+        self.slot_bytes = width * height * 3 // 2
+        self.size = slots * self.slot_bytes
+        self.fd = os.memfd_create("filters-video-frames", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, self.size)
+        self._map = mmap.mmap(self.fd, self.size)
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for slot in range(slots):
+            self._free.put(slot)
+
+    def put(self, frame: av.VideoFrame) -> RingFrame:
+        """Copy `frame` (yuv420p, this ring's size) into a free slot, waiting for one."""
+        slot = self._free.get()
+        if slot == _CLOSED:
+            self._free.put(_CLOSED)
+            raise InferenceFailed("the video's encoder process has ended")
+        target = np.frombuffer(self._map, np.uint8, self.slot_bytes, slot * self.slot_bytes)
+        planes = split_planes(target.reshape(self.height * 3 // 2, self.width), self.height, self.width)
+        for plane, pixels in zip(frame.planes, planes, strict=True):
+            np.copyto(pixels, plane_pixels(plane))
+        return RingFrame(slot, self.width, self.height)
+
+    def release(self, slot: int) -> None:
+        self._free.put(slot)
+
+    def close(self) -> None:
+        """Wake codec threads waiting for a slot (they fail); the memory goes with the last view."""
+        self._free.put(_CLOSED)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        with contextlib.suppress(BufferError):
+            self._map.close()
+
+
+class RingHolder:
+    """The video's ring, made by the first frame (its size is known only then)."""
+
+    def __init__(self, slots: int) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self.ring: FrameRing | None = None
+
+    def put(self, frame: av.VideoFrame) -> RingFrame:
+        with self._lock:
+            if self.ring is None:
+                self.ring = FrameRing(self._slots, frame.width, frame.height)
+        return self.ring.put(frame)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.ring is not None:
+                self.ring.close()
+
+
+class ProcessWriter:
+    """`VideoWriter` in the encoder process: same calls, from the writer thread."""
+
+    def __init__(
+        self,
+        sink: ByteSink,
+        source: Path,
+        probe: VideoProbe,
+        options: VideoEncodeOptions,
+        hardware: bool,
+        rings: RingHolder,
+        color: ColorInfo,
+        rate_factor: int = 1,
+        threads: int = 0,
+        niceness: int = 0,
+    ) -> None:
+        self._sink, self._rings = sink, rings
+        self._process, self._sock = encoder_process.SPARES.take()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: str | None = None
+        self._ring_sent = False
+        self.frames = 0
+        self.encode_s = self.mux_s = 0.0
+        self.encoder = "libx264"
+        config = {
+            "source": source, "probe": probe, "options": options, "hardware": hardware,
+            "rate_factor": rate_factor, "threads": threads, "niceness": niceness, "color": color,
+        }  # fmt: skip
+        self._send(("start", config))
+        self._receiver = threading.Thread(target=self._receive, name="video-encode-receive", daemon=True)
+        self._receiver.start()
+
+    def write_frame(self, frame: RingFrame) -> None:
+        ring = self._rings.ring
+        assert ring is not None
+        if not self._ring_sent:
+            self._send(("ring", ring.size))
+            socket.send_fds(self._sock, [b"r"], [ring.fd])
+            self._ring_sent = True
+        self._send(("frame", frame.slot, frame.slot * ring.slot_bytes, frame.width, frame.height, frame.pts))
+        self.frames += 1
+
+    def write_packet(self, item: CopiedPacket) -> None:
+        self._send(("packet", encoder_process.PacketNotice.of(item.stream_index, item.packet)))
+
+    def close(self) -> None:
+        """Flush and finish the file in the child; raises its failure."""
+        self._send(("close",))
+        self._done.wait()
+        self._receiver.join()
+        self._end()
+        if self._error is not None:
+            raise InferenceFailed(f"the video encoder failed: {self._error}")
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # a child that failed or is gone needs no notice
+            self._send(("abort",))
+        self._end()
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._error is not None:
+            raise InferenceFailed(f"the video encoder failed: {self._error}")
+        try:
+            encoder_process.send(self._sock, message, self._lock)
+        except OSError as exc:
+            raise InferenceFailed(f"the video encoder process is gone: {exc}") from None
+
+    def _receive(self) -> None:
+        try:
+            while (message := encoder_process.receive(self._sock)) is not None:
+                kind = message[0]
+                if kind == "bytes":
+                    self._sink.write(message[1])
+                elif kind == "free":
+                    if self._rings.ring is not None:
+                        self._rings.ring.release(message[1])
+                elif kind == "done":
+                    _, self.frames, self.encode_s, self.mux_s, self.encoder = message
+                    return
+                else:  # "error"
+                    self._error = f"{message[1]}: {message[2]}"
+                    return
+            self._error = self._error or "the encoder process ended early"
+        except Exception as exc:  # the sink refused (the client left): the child is stopped by _end
+            self._error = self._error or f"{type(exc).__name__}: {exc}"
+        finally:
+            self._done.set()
+            self._rings.close()  # codec threads waiting for a slot fail instead of waiting forever
+
+    def _end(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._rings.close()
