@@ -49,9 +49,11 @@ def i420_frame(rgb: torch.Tensor, space: int, full_range: bool, wrap: bool = Tru
     return frame
 
 
-def i420_on_host(rgb: torch.Tensor, space: int, full_range: bool) -> np.ndarray:
+def i420_on_host(rgb: torch.Tensor, space: int, full_range: bool, target: np.ndarray | None = None) -> np.ndarray:
     """The I420 planes of `rgb` (HxWx3 uint8, H and W even) on the host: an (H * 3/2) x W array,
-    in pinned memory when `rgb` is on CUDA, filled when this returns."""
+    in pinned memory when `rgb` is on CUDA, filled when this returns. With `target` (a C-contiguous
+    uint8 array of H * W * 3/2 bytes, best registered with CUDA: `register_host_memory`) the planes
+    are downloaded into it instead, and it is returned."""
     import torch
 
     from service.media.device import side_stream
@@ -61,12 +63,35 @@ def i420_on_host(rgb: torch.Tensor, space: int, full_range: bool) -> np.ndarray:
     with side_stream(rgb.device):
         planes = torch.empty(height * width * 3 // 2, dtype=torch.uint8, device=rgb.device)
         _convert_into(rgb, space, full_range, planes)
+        if target is not None:
+            torch.from_numpy(target.reshape(-1)).copy_(planes, non_blocking=rgb.device.type == "cuda")
+            if rgb.device.type == "cuda":
+                wait_for_current(rgb.device)
+            return target.reshape(height * 3 // 2, width)
         if rgb.device.type != "cuda":
             return planes.numpy().reshape(height * 3 // 2, width)
         host = torch.empty(planes.numel(), dtype=torch.uint8, pin_memory=True)
         host.copy_(planes, non_blocking=True)  # the allocator keeps the block until this copy is done
         wait_for_current(rgb.device)
     return host.numpy().reshape(height * 3 // 2, width)
+
+
+def register_host_memory(memory: np.ndarray) -> bool:
+    """Page-lock `memory` (C-contiguous) for CUDA, so downloads into it are DMA without a staging
+    copy; False where that is not possible (no CUDA). The caller keeps `memory` alive until
+    `unregister_host_memory`."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    cudart = torch.cuda.cudart()  # type: ignore[no-untyped-call]
+    return int(cudart.cudaHostRegister(memory.ctypes.data, memory.nbytes, 0)) == 0
+
+
+def unregister_host_memory(memory: np.ndarray) -> None:
+    import torch
+
+    torch.cuda.cudart().cudaHostUnregister(memory.ctypes.data)  # type: ignore[no-untyped-call]
 
 
 def split_planes(i420: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

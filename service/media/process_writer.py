@@ -29,7 +29,13 @@ import numpy as np
 
 from service.errors import InferenceFailed
 from service.media import encoder_process
-from service.media.device_yuv import plane_pixels, split_planes
+from service.media.device_yuv import (
+    i420_on_host,
+    plane_pixels,
+    register_host_memory,
+    split_planes,
+    unregister_host_memory,
+)
 from service.media.video import ColorInfo, CopiedPacket, VideoProbe
 from service.media.video_encode import ByteSink, VideoEncodeOptions
 
@@ -59,18 +65,34 @@ class FrameRing:
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(slots):
             self._free.put(slot)
+        self._memory = np.frombuffer(self._map, np.uint8)
+        self._registered = False
+        self._register_lock = threading.Lock()
 
     def put(self, frame: av.VideoFrame) -> RingFrame:
         """Copy `frame` (yuv420p, this ring's size) into a free slot, waiting for one."""
-        slot = self._free.get()
-        if slot == _CLOSED:
-            self._free.put(_CLOSED)
-            raise InferenceFailed("the video's encoder process has ended")
-        target = np.frombuffer(self._map, np.uint8, self.slot_bytes, slot * self.slot_bytes)
+        slot, target = self._take()
         planes = split_planes(target.reshape(self.height * 3 // 2, self.width), self.height, self.width)
         for plane, pixels in zip(frame.planes, planes, strict=True):
             np.copyto(pixels, plane_pixels(plane))
         return RingFrame(slot, self.width, self.height)
+
+    def put_device(self, rgb: Any, color: ColorInfo) -> RingFrame:
+        """Convert HxWx3 uint8 RGB on a GPU (this ring's size) to 4:2:0 there and download it
+        straight into a free slot (DMA: the ring is registered with CUDA at the first frame)."""
+        with self._register_lock:
+            if not self._registered:
+                self._registered = register_host_memory(self._memory)
+        slot, target = self._take()
+        i420_on_host(rgb, color.space, color.range == 2, target)
+        return RingFrame(slot, self.width, self.height)
+
+    def _take(self) -> tuple[int, np.ndarray]:
+        slot = self._free.get()
+        if slot == _CLOSED:
+            self._free.put(_CLOSED)
+            raise InferenceFailed("the video's encoder process has ended")
+        return slot, self._memory[slot * self.slot_bytes : (slot + 1) * self.slot_bytes]
 
     def release(self, slot: int) -> None:
         self._free.put(slot)
@@ -78,6 +100,10 @@ class FrameRing:
     def close(self) -> None:
         """Wake codec threads waiting for a slot (they fail); the memory goes with the last view."""
         self._free.put(_CLOSED)
+        with self._register_lock:
+            if self._registered:
+                unregister_host_memory(self._memory)  # codec threads' downloads have ended by now
+                self._registered = False
         with contextlib.suppress(OSError):
             os.close(self.fd)
         with contextlib.suppress(BufferError):
@@ -93,10 +119,16 @@ class RingHolder:
         self.ring: FrameRing | None = None
 
     def put(self, frame: av.VideoFrame) -> RingFrame:
+        return self._ring(frame.width, frame.height).put(frame)
+
+    def put_device(self, rgb: Any, color: ColorInfo) -> RingFrame:
+        return self._ring(int(rgb.shape[1]), int(rgb.shape[0])).put_device(rgb, color)
+
+    def _ring(self, width: int, height: int) -> FrameRing:
         with self._lock:
             if self.ring is None:
-                self.ring = FrameRing(self._slots, frame.width, frame.height)
-        return self.ring.put(frame)
+                self.ring = FrameRing(self._slots, width, height)
+            return self.ring
 
     def close(self) -> None:
         with self._lock:

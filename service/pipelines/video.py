@@ -412,6 +412,9 @@ class _VideoRun:
 
     def _for_encoder(self, picture: Any) -> EncoderFrame:
         """On the codec pool: the encoder's 4:2:0 frame, in a ring slot for the encoder process."""
+        if self._rings is not None and not isinstance(picture, np.ndarray):  # on the GPU: straight into a slot
+            height, width = int(picture.shape[0]) & ~1, int(picture.shape[1]) & ~1
+            return self._rings.put_device(picture[:height, :width], self._color)
         frame = to_encoder_frame(picture, self._color, self._wrap)
         return frame if self._rings is None else self._rings.put(frame)
 

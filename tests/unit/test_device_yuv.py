@@ -121,3 +121,17 @@ def test_unwrapped_frames_own_their_memory() -> None:
     # the wrapped frame's planes lie back to back as downloaded (I420); an allocated frame pads its rows
     assert wrapped.planes[1].buffer_ptr - wrapped.planes[0].buffer_ptr == 8 * 10
     assert owned.planes[0].line_size > 10
+
+
+@needs_cuda
+def test_downloads_into_registered_memory_match_the_pinned_path() -> None:
+    """The encoder process's ring: planes DMA'd straight into memory page-locked for CUDA."""
+    rgb = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)).cuda()
+    want = device_yuv.i420_on_host(rgb, 1, False).copy()
+    memory = np.zeros(3 * 64 * 96 // 2 * 4, np.uint8)  # four slots
+    assert device_yuv.register_host_memory(memory)
+    try:
+        got = device_yuv.i420_on_host(rgb, 1, False, memory[memory.size // 4 : memory.size // 2])
+        assert (got == want).all() and not memory[: memory.size // 4].any()
+    finally:
+        device_yuv.unregister_host_memory(memory)

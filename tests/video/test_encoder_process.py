@@ -74,6 +74,17 @@ def test_the_encoder_process_makes_the_same_video_with_its_audio(clip: Path, tmp
     assert ours[1] == pytest.approx(threads[1]) and ours[1] > 1.0
 
 
+def test_device_pictures_are_converted_straight_into_ring_slots(clip: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    async def as_tensor(rgb: np.ndarray) -> object:  # a GPU filter's kind of answer (here on the CPU)
+        return torch.from_numpy(rgb.copy())
+
+    levels, _ = levels_and_audio(run_video(make_core(tmp_path, True), clip, as_tensor))
+    assert len(levels) == COUNT
+    assert all(abs(level - (20 + 5 * i)) < 3 for i, level in enumerate(levels)), levels
+
+
 def test_odd_quarter_heights_are_copied_into_frames_of_their_own(tmp_path: Path) -> None:
     frames = [np.full((50, 64, 3), 30 + 7 * i, np.uint8) for i in range(12)]  # 50 rows: 4k + 2
     source = write_clip(tmp_path / "odd.mkv", frames)
