@@ -40,6 +40,7 @@ from service.media.video import ColorInfo, CopiedPacket, VideoProbe
 from service.media.video_encode import ByteSink, VideoEncodeOptions
 
 _CLOSED = -1
+_SLOT_ALIGN = 2 << 20
 
 
 @dataclass
@@ -53,12 +54,14 @@ class RingFrame:
 
 
 class FrameRing:
-    """Slots of `width` x `height` 4:2:0 frames in a memfd (Linux)."""
+    """Slots of `width` x `height` 4:2:0 frames in a memfd (Linux), each starting on a 2 MiB
+    boundary so that each can be registered with CUDA on its own when first used."""
 
     def __init__(self, slots: int, width: int, height: int) -> None:
         self.width, self.height, self.slots = width, height, slots
         self.slot_bytes = width * height * 3 // 2
-        self.size = slots * self.slot_bytes
+        self.stride = -(-self.slot_bytes // _SLOT_ALIGN) * _SLOT_ALIGN
+        self.size = slots * self.stride
         self.fd = os.memfd_create("filters-video-frames", os.MFD_CLOEXEC)
         os.ftruncate(self.fd, self.size)
         self._map = mmap.mmap(self.fd, self.size)
@@ -66,8 +69,13 @@ class FrameRing:
         for slot in range(slots):
             self._free.put(slot)
         self._memory = np.frombuffer(self._map, np.uint8)
-        self._registered = False
-        self._register_lock = threading.Lock()
+        self._registered: set[int] = set()  # slots page-locked for CUDA
+        self._downloads = threading.Condition()
+        self._downloading = 0
+        self._closed = False
+
+    def offset(self, slot: int) -> int:
+        return slot * self.stride
 
     def put(self, frame: av.VideoFrame) -> RingFrame:
         """Copy `frame` (yuv420p, this ring's size) into a free slot, waiting for one."""
@@ -79,12 +87,23 @@ class FrameRing:
 
     def put_device(self, rgb: Any, color: ColorInfo) -> RingFrame:
         """Convert HxWx3 uint8 RGB on a GPU (this ring's size) to 4:2:0 there and download it
-        straight into a free slot (DMA: the ring is registered with CUDA at the first frame)."""
-        with self._register_lock:
-            if not self._registered:
-                self._registered = register_host_memory(self._memory)
+        straight into a free slot: DMA, the slot being registered with CUDA when first used
+        (registering the whole ring at once delayed the first frame by ~0.2 s)."""
         slot, target = self._take()
-        i420_on_host(rgb, color.space, color.range == 2, target)
+        with self._downloads:
+            if self._closed:
+                raise InferenceFailed("the video's encoder process has ended")
+            self._downloading += 1
+        try:
+            if slot not in self._registered and rgb.device.type == "cuda":
+                whole = self._memory[self.offset(slot) : self.offset(slot) + self.stride]
+                if register_host_memory(whole):
+                    self._registered.add(slot)
+            i420_on_host(rgb, color.space, color.range == 2, target)
+        finally:
+            with self._downloads:
+                self._downloading -= 1
+                self._downloads.notify_all()
         return RingFrame(slot, self.width, self.height)
 
     def _take(self) -> tuple[int, np.ndarray]:
@@ -92,18 +111,21 @@ class FrameRing:
         if slot == _CLOSED:
             self._free.put(_CLOSED)
             raise InferenceFailed("the video's encoder process has ended")
-        return slot, self._memory[slot * self.slot_bytes : (slot + 1) * self.slot_bytes]
+        return slot, self._memory[self.offset(slot) : self.offset(slot) + self.slot_bytes]
 
     def release(self, slot: int) -> None:
         self._free.put(slot)
 
     def close(self) -> None:
-        """Wake codec threads waiting for a slot (they fail); the memory goes with the last view."""
+        """Wake codec threads waiting for a slot (they fail), let downloads under way end, unlock
+        the registered slots; the memory goes with the last view."""
         self._free.put(_CLOSED)
-        with self._register_lock:
-            if self._registered:
-                unregister_host_memory(self._memory)  # codec threads' downloads have ended by now
-                self._registered = False
+        with self._downloads:
+            self._closed = True
+            self._downloads.wait_for(lambda: self._downloading == 0, timeout=10)
+            for slot in self._registered:
+                unregister_host_memory(self._memory[self.offset(slot) : self.offset(slot) + self.stride])
+            self._registered.clear()
         with contextlib.suppress(OSError):
             os.close(self.fd)
         with contextlib.suppress(BufferError):
@@ -176,7 +198,7 @@ class ProcessWriter:
             self._send(("ring", ring.size))
             socket.send_fds(self._sock, [b"r"], [ring.fd])
             self._ring_sent = True
-        self._send(("frame", frame.slot, frame.slot * ring.slot_bytes, frame.width, frame.height, frame.pts))
+        self._send(("frame", frame.slot, ring.offset(frame.slot), frame.width, frame.height, frame.pts))
         self.frames += 1
 
     def write_packet(self, item: CopiedPacket) -> None:
