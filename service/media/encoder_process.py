@@ -3,16 +3,22 @@
 In the server's process the encoder's feeding thread must take the GIL back from the event loop, the
 codec pool and the model slots after every call into libx264; on the H200 that cost ~10 % of
 libx264 ultrafast's 4K rate (docs/video.md, "How it runs"). With `FILTERS_VIDEO__ENCODER_PROCESS`
-the server's writer thread hands frames to a child process instead (`process_writer.ProcessWriter`):
+the server's writer thread hands frames to a child process instead (`process_writer.ProcessWriter`).
+Measured on the H200 (bench/results/video_h200_encoder_process_ab3_60s.md): after the first
+fragment, 97 % of libx264 alone at ultrafast, against 83-86 % in-process.
 
 - frames travel through a ring of 4:2:0 slots in a `memfd` that both processes map (not POSIX shared
-  memory: a pod's `/dev/shm` is 64 MB by default); the child wraps a slot as the encoder's frame
-  without copying it, and gives the slot back when libavcodec lets go of the frame;
+  memory: a pod's `/dev/shm` is 64 MB by default). On a GPU the codec pool's download fills a slot
+  directly (each slot is registered with CUDA when first used); the child wraps the slot as the
+  encoder's frame without copying it, and gives it back when libavcodec lets go of the frame;
 - everything else (the video's settings, frame and packet notices, the muxed output, errors) goes
   over a socket pair as length-prefixed pickles of tuples;
-- the child runs the same `VideoWriter` (encoder, muxer thread, copied audio) and ends with the video.
-  The parent keeps one child started ahead (`SpareEncoders`): starting Python and importing PyAV takes
-  ~0.4 s, which would otherwise delay every video's first frame.
+- the child runs the same `VideoWriter` (encoder, muxer thread, copied audio), one video after
+  another. The parent keeps one child started ahead (`SpareEncoders`): starting Python and importing
+  PyAV takes ~0.4 s, which would otherwise delay every video's first frame. A child whose video ended
+  well is kept for the next (up to two): a fresh process faults in libx264's ~0.5 GB of 4K buffers
+  during its first frames, which slowed the start of each video by a few hundred ms. A child whose
+  video failed or was abandoned is stopped.
 
 Run as `python -m service.media.encoder_process FD`, FD being the child's end of the socket pair.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import mmap
 import os
 import pickle
@@ -102,32 +109,62 @@ class PacketNotice:
         return packet
 
 
+Child = tuple[subprocess.Popen[bytes], socket.socket]
+_WARM_KEPT = 2  # children kept after a video, for the next ones
+
+
 class SpareEncoders:
-    """Child processes started ahead, one at a time: `take()` returns the waiting one (or starts one)
-    and starts the next. Children end when their socket closes, so none outlives the server."""
+    """Child processes ready for a video. `take()` returns a warm one (it has encoded a video: its
+    heap holds libx264's buffers, so its first frames are not slowed by page faults) or else the one
+    started ahead (starting the next); `give_back()` keeps a child whose video ended well. Children
+    end when their socket closes, so none outlives the server."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spare: tuple[subprocess.Popen[bytes], socket.socket] | None = None
+        self._spare: Child | None = None
+        self._warm: list[Child] = []
 
-    def take(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    def take(self) -> Child:
         with self._lock:
-            child = self._spare if self._spare is not None and self._spare[0].poll() is None else None
+            while self._warm:
+                child = self._warm.pop()
+                if child[0].poll() is None:
+                    return child
+                child[1].close()
+            spare = self._spare if self._spare is not None and self._spare[0].poll() is None else None
             self._spare = None
-            child = child or _start_child()
+            spare = spare or _start_child()
             self._spare = _start_child()
-        return child
+        return spare
+
+    def give_back(self, child: Child) -> None:
+        with self._lock:
+            if len(self._warm) < _WARM_KEPT and child[0].poll() is None:
+                self._warm.append(child)
+                return
+        _stop(child)
+
+    def children(self) -> list[Child]:
+        """Every child kept and alive (warm ones and the spare)."""
+        with self._lock:
+            kept = [*self._warm, *([self._spare] if self._spare is not None else [])]
+        return [child for child in kept if child[0].poll() is None]
 
     def close(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
-            spare[1].close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                spare[0].wait(5)
+            kept = [*self._warm, *([self._spare] if self._spare is not None else [])]
+            self._warm, self._spare = [], None
+        for child in kept:
+            _stop(child)
 
 
-def _start_child() -> tuple[subprocess.Popen[bytes], socket.socket]:
+def _stop(child: Child) -> None:
+    child[1].close()  # the child sees the end of its input and exits
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child[0].wait(5)
+
+
+def _start_child() -> Child:
     ours, theirs = socket.socketpair()
     process = subprocess.Popen(
         [sys.executable, "-m", "service.media.encoder_process", str(theirs.fileno())],
@@ -142,18 +179,28 @@ SPARES = SpareEncoders()
 
 
 def serve(sock: socket.socket) -> None:
-    """The child: one video's frames and packets in, its muxed bytes out, then exit."""
+    """The child: videos one after another (frames and packets in, muxed bytes out), until the
+    parent closes the socket or a video does not end well."""
     from service.media.niceness import lower_this_thread
+
+    lowered = False
+    while (start := receive(sock)) is not None:
+        config: dict[str, Any] = start[1]
+        niceness = config.pop("niceness")
+        if not lowered:  # nice steps are relative: once per process
+            lower_this_thread(niceness)
+            lowered = True
+        if not _serve_video(sock, config):
+            return
+
+
+def _serve_video(sock: socket.socket, config: dict[str, Any]) -> bool:
+    """One video; whether it ended well (the child can take another)."""
     from service.media.video import CopiedPacket
     from service.media.video_encode import VideoWriter, tag_frame
 
     lock = threading.RLock()  # a slot's `free` may run wherever libavcodec lets go of the frame
-    start = receive(sock)
-    if start is None:
-        return
-    config: dict[str, Any] = start[1]
-    lower_this_thread(config.pop("niceness"))
-    color = config.pop("color")
+    color, video = config.pop("color"), config.pop("video")
     writer: VideoWriter | None = None
     ring: mmap.mmap | None = None
     try:
@@ -168,7 +215,8 @@ def serve(sock: socket.socket) -> None:
             elif kind == "frame":
                 _, slot, offset, width, height, pts = message
                 assert ring is not None
-                frame = _wrap_slot(ring, offset, width, height, functools.partial(send, sock, ("free", slot), lock))
+                free = functools.partial(send, sock, ("free", slot, video), lock)
+                frame = _wrap_slot(ring, offset, width, height, free)
                 frame.pts = pts
                 writer.write_frame(tag_frame(frame, color))
                 del frame
@@ -177,8 +225,14 @@ def serve(sock: socket.socket) -> None:
                 writer.write_packet(CopiedPacket(notice.stream_index, notice.packet()))
             elif kind == "close":
                 writer.close()
-                send(sock, ("done", writer.frames, writer.encode_s, writer.mux_s, writer.encoder), lock)
-                return
+                done = ("done", writer.frames, writer.encode_s, writer.mux_s, writer.encoder)
+                writer = None
+                gc.collect()  # frames in a cycle, if any, give their slots back before "done"
+                if ring is not None:
+                    with contextlib.suppress(BufferError):
+                        ring.close()
+                send(sock, done, lock)
+                return True
             else:  # "abort"
                 break
         writer.abort()
@@ -187,6 +241,7 @@ def serve(sock: socket.socket) -> None:
             writer.abort()
         with contextlib.suppress(OSError):
             send(sock, ("error", type(exc).__name__, str(exc)), lock)
+    return False
 
 
 def _wrap_slot(ring: mmap.mmap, offset: int, width: int, height: int, free: Any) -> av.VideoFrame:

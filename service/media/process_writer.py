@@ -14,6 +14,7 @@ receiver thread writes the child's output bytes to the sink and returns freed sl
 from __future__ import annotations
 
 import contextlib
+import itertools
 import mmap
 import os
 import queue
@@ -40,6 +41,7 @@ from service.media.video import ColorInfo, CopiedPacket, VideoProbe
 from service.media.video_encode import ByteSink, VideoEncodeOptions
 
 _CLOSED = -1
+_VIDEO_NUMBERS = itertools.count(1)
 _SLOT_ALIGN = 2 << 20
 
 
@@ -176,6 +178,7 @@ class ProcessWriter:
     ) -> None:
         self._sink, self._rings = sink, rings
         self._process, self._sock = encoder_process.SPARES.take()
+        self._video = next(_VIDEO_NUMBERS)  # the child's slot notices carry it: a late one is ignored
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._error: str | None = None
@@ -186,6 +189,7 @@ class ProcessWriter:
         config = {
             "source": source, "probe": probe, "options": options, "hardware": hardware,
             "rate_factor": rate_factor, "threads": threads, "niceness": niceness, "color": color,
+            "video": self._video,
         }  # fmt: skip
         self._send(("start", config))
         self._receiver = threading.Thread(target=self._receive, name="video-encode-receive", daemon=True)
@@ -209,9 +213,11 @@ class ProcessWriter:
         self._send(("close",))
         self._done.wait()
         self._receiver.join()
-        self._end()
         if self._error is not None:
+            self._end()
             raise InferenceFailed(f"the video encoder failed: {self._error}")
+        self._rings.close()
+        encoder_process.SPARES.give_back((self._process, self._sock))  # warm: its next video starts faster
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):  # a child that failed or is gone needs no notice
@@ -233,7 +239,7 @@ class ProcessWriter:
                 if kind == "bytes":
                     self._sink.write(message[1])
                 elif kind == "free":
-                    if self._rings.ring is not None:
+                    if self._rings.ring is not None and message[2] == self._video:
                         self._rings.ring.release(message[1])
                 elif kind == "done":
                     _, self.frames, self.encode_s, self.mux_s, self.encoder = message

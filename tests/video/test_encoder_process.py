@@ -114,9 +114,20 @@ def test_an_encoder_process_that_dies_fails_the_video(clip: Path, tmp_path: Path
 
 def test_no_encoder_process_outlives_its_video(clip: Path, tmp_path: Path) -> None:
     run_video(make_core(tmp_path, True), clip)
-    spare = encoder_process.SPARES._spare
-    assert spare is not None  # the video took a child and started the next one
-    assert set(_encoder_children()) == {spare[0].pid}
+    kept = {child[0].pid for child in encoder_process.SPARES.children()}
+    assert kept  # the video's child, kept warm, and the one started ahead
+    assert set(_encoder_children()) == kept
+
+
+def test_a_warm_child_encodes_the_next_video(clip: Path, tmp_path: Path) -> None:
+    run_video(make_core(tmp_path / "first", True), clip)
+    warm = {child[0].pid for child in encoder_process.SPARES._warm}
+    assert warm
+    taken = encoder_process.SPARES._warm[-1][0].pid  # the next video takes this one
+    levels, seconds = levels_and_audio(run_video(make_core(tmp_path / "second", True), clip))
+    assert len(levels) == COUNT and seconds > 1.0
+    assert all(abs(level - (20 + 5 * i)) < 3 for i, level in enumerate(levels)), levels
+    assert taken in {child[0].pid for child in encoder_process.SPARES._warm}  # and went back again
 
 
 def test_a_client_that_leaves_early_stops_the_encoder_process(clip: Path, tmp_path: Path) -> None:
@@ -134,8 +145,8 @@ def test_a_client_that_leaves_early_stops_the_encoder_process(clip: Path, tmp_pa
             await core.stop()
 
     assert asyncio.run(run()) > 0
-    spare = encoder_process.SPARES._spare
-    assert spare is not None and set(_encoder_children()) == {spare[0].pid}
+    kept = {child[0].pid for child in encoder_process.SPARES.children()}
+    assert set(_encoder_children()) == kept  # the stopped child is gone, not kept
 
 
 def _encoder_children() -> list[int]:
