@@ -1,4 +1,7 @@
-"""A bounded hand-off from the event loop to one worker thread, light on the thread's side.
+"""Bounded hand-overs between the event loop and one worker thread, lighter than a janus queue.
+
+`HandOff` (loop -> thread, the video encoder's frames) is light on the thread's side; `Inbox`
+(thread -> loop, the video decoder's frames) wakes the loop only when it is waiting for an item.
 
 The video encoder's thread takes a frame every 4 ms at libx264 ultrafast in 4K, and it is the one
 thread whose every pause the output pays for. Taking a frame from a `bridge.Channel` (a janus queue)
@@ -16,8 +19,10 @@ when it must wait) and hands the room it made back to the loop once every `batch
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
+import threading
 from typing import Generic, TypeVar
 
 from service.pipelines.bridge import ChannelClosed
@@ -85,3 +90,69 @@ class HandOff(Generic[T]):
                 break
         self._items.put(_CLOSED)
         self._room.release()  # a blocked putter wakes, sees `_closed`, and wakes the next one
+
+
+class Inbox(Generic[T]):
+    """One thread -> the loop: `put_blocking(item)` on the thread, `await get()` on the loop;
+    `close()` (on the loop) drops what is queued and makes every later or blocked put and get raise
+    `ChannelClosed`. Create it on the loop's thread.
+
+    A janus queue wakes the loop and starts a task on it for every item a thread puts (at 250 video
+    frames a second, 250 wake-ups and tasks, each taking the GIL that the encoder's thread waits
+    for). Here the thread wakes the loop only when the loop is waiting (an empty inbox); while the
+    thread is ahead, which is the rule for the video decoder, the loop just takes what is queued.
+    Room goes back to the thread through a semaphore."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._items: collections.deque[T] = collections.deque()
+        self._room = threading.Semaphore(max(1, maxsize))
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    @property
+    def empty(self) -> bool:
+        """Whether a get would wait (safe from any thread)."""
+        return not self._items
+
+    def put_blocking(self, item: T) -> None:
+        """From the worker thread: wait for room, then put; `ChannelClosed` once the inbox is closed."""
+        self._room.acquire()
+        if self._closed:
+            self._room.release()  # for any later put
+            raise ChannelClosed
+        self._items.append(item)
+        waiter = self._waiter  # read after the append: a loop that starts waiting later sees the item
+        if waiter is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody gets any more
+                self._loop.call_soon_threadsafe(_wake, waiter)
+
+    async def get(self) -> T:
+        while not self._items or self._closed:
+            if self._closed:
+                raise ChannelClosed
+            waiter = self._loop.create_future()
+            self._waiter = waiter
+            if self._items:  # put between the check and the waiter: no wake-up will come
+                self._waiter = None
+                continue
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        self._room.release()
+        return item
+
+    def close(self) -> None:
+        """Drop what is queued; release the thread (at its put) and the loop (at its get)."""
+        self._closed = True
+        self._items.clear()
+        self._room.release()  # a blocked putter wakes, sees `_closed`, and passes the release on
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -45,7 +45,7 @@ from service.media.video_encode import (
     validate_options,
 )
 from service.pipelines.bridge import Channel, ChannelClosed, Worker
-from service.pipelines.handoff import HandOff
+from service.pipelines.handoff import HandOff, Inbox
 from service.pipelines.superres import upscale, upscale_on_device
 from service.scheduling.records import RequestTicket
 
@@ -214,7 +214,7 @@ class _VideoRun:
         self.core, self.source, self.probe = core, source, probe
         self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(core, frame_filter)
         self.options, self.ticket, self.progress = options, ticket, progress
-        self.decoded: Channel[Decoded] = Channel(self.window)
+        self.decoded: Inbox[Decoded] = Inbox(self.window)  # the loop is woken only when it waits
         self.to_encode: HandOff[ToEncode] = HandOff(self.window)  # the encoder thread's side kept light
         self.output: Channel[Output] = Channel(_OUTPUT_CHUNKS)
         self.finished = False
