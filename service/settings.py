@@ -71,7 +71,10 @@ class VideoSettings(BaseModel):
     )
     encoder_process: bool = Field(
         False,
-        description="Run the one software encoder in a child process of its own (Linux; see docs/video.md).",
+        description=(
+            "Run the one software encoder in a child process of its own, fed through shared memory (Linux; "
+            "2 x frames_in_flight + 8 frames of it per video; elsewhere the in-process encoder; docs/video.md)."
+        ),
     )
     encoder_niceness: int = Field(
         5,

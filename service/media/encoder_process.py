@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import logging
 import mmap
 import os
 import pickle
@@ -44,7 +45,19 @@ from typing import Any
 import av
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 _LENGTH = 4
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this platform can run the encoder process (Linux: memfd and passing descriptors); where
+    it cannot, videos use the in-process encoder and this says so once in the log."""
+    if hasattr(os, "memfd_create") and hasattr(socket, "send_fds"):
+        return True
+    log.warning("FILTERS_VIDEO__ENCODER_PROCESS needs Linux (memfd_create); videos encode in-process")
+    return False
 
 
 def send(

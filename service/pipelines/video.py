@@ -32,6 +32,7 @@ from prometheus_client import Counter, Gauge
 from service import gc_pauses
 from service.core import ServedModel, ServingCore
 from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
+from service.media import encoder_process
 from service.media.images import DecodedImage
 from service.media.niceness import lower_this_thread
 from service.media.process_writer import ProcessWriter, RingFrame, RingHolder
@@ -226,8 +227,9 @@ class _VideoRun:
         # one encoder takes frames as they come; parallel segments queue whole GOPs, which must
         # not hold pinned memory (`device_yuv.i420_frame`)
         self._wrap = core.settings.video.encoder_segments == 1
-        in_process = core.settings.video.encoder_process and core.settings.video.encoder_segments == 1
-        self._rings = RingHolder(2 * self.window + 8) if in_process else None  # frames for the encoder process
+        in_child = core.settings.video.encoder_process and core.settings.video.encoder_segments == 1
+        in_child = in_child and encoder_process.available()
+        self._rings = RingHolder(2 * self.window + 8) if in_child else None  # frames for the encoder process
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
         self._pump = loop.create_task(self._run_pump())

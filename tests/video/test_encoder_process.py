@@ -161,3 +161,18 @@ def _encoder_children() -> list[int]:
             if parent == os.getpid() and b"service.media.encoder_process" in cmdline:
                 found.append(int(entry.name))
     return found
+
+
+def test_without_memfd_the_video_encodes_in_process(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for on a platform without memfd (not Linux): the in-process encoder, same video."""
+    monkeypatch.delattr(os, "memfd_create")
+    encoder_process.available.cache_clear()
+    try:
+        before = {child[0].pid for child in encoder_process.SPARES.children()}
+        levels, seconds = levels_and_audio(run_video(make_core(tmp_path, True), clip))
+        assert len(levels) == COUNT and seconds > 1.0
+        assert {child[0].pid for child in encoder_process.SPARES.children()} == before  # no child taken
+    finally:
+        encoder_process.available.cache_clear()
