@@ -272,23 +272,7 @@ class _VideoRun:
         writer: VideoWriter | ProcessWriter | None = None
         lower_this_thread(settings.encoder_niceness)  # and the encoder's threads, started from this one
         try:
-            sink = _ChannelSink(self.output, self.timeline)
-            if self._rings is not None:
-                writer = ProcessWriter(
-                    sink, self.source, self.probe, self.options, settings.hardware_codecs, self._rings,
-                    self._color, self.stage.rate_factor, settings.encoder_threads, settings.encoder_niceness,
-                )  # fmt: skip
-            else:
-                writer = VideoWriter(
-                    sink,
-                    self.source,
-                    self.probe,
-                    self.options,
-                    settings.hardware_codecs,
-                    settings.encoder_segments,
-                    rate_factor=self.stage.rate_factor,
-                    threads=settings.encoder_threads,
-                )
+            writer = self._open_writer()
             seconds, waited = self._encode_all(writer)
             writer.close()
             _log_encoder_thread(writer, seconds, waited, self.timeline, self.waits)
@@ -302,6 +286,25 @@ class _VideoRun:
                 writer.abort()
             with contextlib.suppress(ChannelClosed):
                 self.output.put_blocking(_Failure(_service_error(exc, "encoding the video failed")))
+
+    def _open_writer(self) -> VideoWriter | ProcessWriter:
+        """The video's encoder and muxer: in this process, or in an encoder process fed by the ring."""
+        settings, sink = self.core.settings.video, _ChannelSink(self.output, self.timeline)
+        if self._rings is not None:
+            return ProcessWriter(
+                sink, self.source, self.probe, self.options, settings.hardware_codecs, self._rings,
+                self._color, self.stage.rate_factor, settings.encoder_threads, settings.encoder_niceness,
+            )  # fmt: skip
+        return VideoWriter(
+            sink,
+            self.source,
+            self.probe,
+            self.options,
+            settings.hardware_codecs,
+            settings.encoder_segments,
+            rate_factor=self.stage.rate_factor,
+            threads=settings.encoder_threads,
+        )
 
     def _encode_all(self, writer: VideoWriter | ProcessWriter) -> tuple[float, float]:
         """Encode frames and hand copied packets on until the end: the seconds from the first frame
