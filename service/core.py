@@ -15,6 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from service import gc_pauses, metrics
 from service.errors import Cancelled, DeadlineExceeded, ModelNotFound, NotReady, ServiceError, Unprocessable
+from service.media import encoder_process
 from service.pipelines.warmup import warmup_inputs
 from service.repository.config import LoadedConfig, ModelConfig, Task
 from service.repository.loader import scan_repository
@@ -85,6 +86,8 @@ class ServingCore:
             # out of the cyclic GC, whose full passes over it held the GIL ~200 ms each and stalled the
             # event loop under load (docs/performance.md, "Garbage collection").
             gc.freeze()
+            if self.settings.video.encoder_process and encoder_process.available():
+                encoder_process.SPARES.prepare()  # the first video's encoder child, started ahead
             self.state.loaded = True
         except Exception as exc:
             self.state.load_error = f"{type(exc).__name__}: {exc}"

@@ -176,3 +176,17 @@ def test_without_memfd_the_video_encodes_in_process(
         assert {child[0].pid for child in encoder_process.SPARES.children()} == before  # no child taken
     finally:
         encoder_process.available.cache_clear()
+
+
+def test_a_server_with_the_encoder_process_starts_a_child_before_the_first_video(tmp_path: Path) -> None:
+    encoder_process.SPARES.close()  # none kept from earlier tests
+
+    async def start_and_stop(core: ServingCore) -> None:
+        await core.start()
+        await core.stop()
+
+    asyncio.run(start_and_stop(make_core(tmp_path / "without", False)))
+    assert encoder_process.SPARES.children() == []  # the option off: no child
+    asyncio.run(start_and_stop(make_core(tmp_path / "with", True)))
+    started = encoder_process.SPARES.children()
+    assert len(started) == 1 and set(_encoder_children()) == {started[0][0].pid}
