@@ -14,11 +14,11 @@ fragment, 97 % of libx264 alone at ultrafast, against 83-86 % in-process.
 - everything else (the video's settings, frame and packet notices, the muxed output, errors) goes
   over a socket pair as length-prefixed pickles of tuples;
 - the child runs the same `VideoWriter` (encoder, muxer thread, copied audio), one video after
-  another. The parent keeps one child started ahead (`SpareEncoders`): starting Python and importing
-  PyAV takes ~0.4 s, which would otherwise delay every video's first frame. A child whose video ended
-  well is kept for the next (up to two): a fresh process faults in libx264's ~0.5 GB of 4K buffers
-  during its first frames, which slowed the start of each video by a few hundred ms. A child whose
-  video failed or was abandoned is stopped.
+  another. The parent keeps one child started ahead (`SpareEncoders`; the first at server start):
+  starting Python and importing PyAV takes ~0.4 s, which would otherwise delay a video's first frame.
+  A child whose video ended well is kept for the next (up to two): a fresh process faults in
+  libx264's ~0.5 GB of 4K buffers during its first frames, which slowed the start of each video by a
+  few hundred ms. A child whose video failed or was abandoned is stopped.
 
 Run as `python -m service.media.encoder_process FD`, FD being the child's end of the socket pair.
 """
