@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.profiling import ThreadWindow, sampled, summary  # noqa: E402
 from service.media.video_segments import SegmentEncoders  # noqa: E402
+from service.settings import VideoSettings  # noqa: E402
 from tests.support.live_server import free_port  # noqa: E402
 
 NAME = "realesr-animevideov3"
@@ -89,9 +90,7 @@ def make_input(source: Path, out: Path, frames: int, size: tuple[int, int]) -> d
     return {"frames": count, "size": f"{size[0]}x{size[1]}", "fps": float(rate), "bytes": out.stat().st_size}
 
 
-def model_repository(
-    args: argparse.Namespace, work: Path, frame: tuple[int, int], cuda_graphs: bool = False
-) -> Path:
+def model_repository(args: argparse.Namespace, work: Path, frame: tuple[int, int], cuda_graphs: bool = False) -> Path:
     """One superres x4 model whose single tile is a whole frame (no tiling overhead)."""
     from engines.tooling.model_entry import SuperResEntry, render_model_toml
 
@@ -229,12 +228,20 @@ class CpuMeter:
 
 
 def end_to_end(
-    server: Server, clip: Path, preset: str, frames: int, keep: Path | None, fps: float = 24.0, crf: int = CRF
+    server: Server,
+    clip: Path,
+    preset: str,
+    frames: int,
+    keep: Path | None,
+    fps: float = 24.0,
+    fragment_s: float = 2.0,
+    crf: int = CRF,
 ) -> dict[str, Any]:
     """POST the clip, read the streamed answer; frames/s from request start to last byte."""
     gpu = GpuSampler()
     cpu = CpuMeter(server.process.pid)
     windows = [ThreadWindow(server.process.pid, *w) for w in WINDOWS] if frames else []
+    batches_before = model_metrics(server.url)
     started = time.perf_counter()
     first, last, size = None, 0.0, 0
     sink = keep.open("wb") if keep else io.BytesIO()
@@ -251,15 +258,33 @@ def end_to_end(
                 sink.write(chunk)
     seconds = time.perf_counter() - started
     row = {"preset": preset, "frames": frames, "seconds": round(seconds, 2), "fps": round(frames / seconds, 1)}
-    # after the first fragment (one 2-second GOP) the rest streams: the pipeline's steady rate
-    streamed = frames - round(2 * fps)
+    # after the first fragment (`fragment_s` of video: the server's longest fragment) the rest
+    # streams: the pipeline's steady rate
+    streamed = frames - round(fragment_s * fps)
     steady = streamed / (last - first) if first is not None and last > first and streamed > 0 else None
     row.update(first_byte_s=round(first or 0.0, 2), steady_fps=steady and round(steady, 1), bytes=size)
     row["gpu_util_pct"] = gpu.stop()
+    batches = {key: value - batches_before.get(key, 0.0) for key, value in model_metrics(server.url).items()}
+    if batches.get("batch_count"):
+        row["mean_batch"] = round(batches["batch_sum"] / batches["batch_count"], 2)
+        row["slots_busy_s"] = round(batches["compute_sum"], 2)
     row.update(cpu.read(frames))
     if windows:
         row["threads"] = _window_rows(windows)
     return row
+
+
+def model_metrics(url: str) -> dict[str, float]:
+    """The server's batch-size and compute-time sums and counts (`/metrics`), all models together."""
+    names = {"filters_batch_size_sum": "batch_sum", "filters_batch_size_count": "batch_count",
+             "filters_compute_seconds_sum": "compute_sum"}  # fmt: skip
+    found: dict[str, float] = {}
+    text = httpx.get(f"{url}/metrics", timeout=10, trust_env=False).text
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            found[names[name]] = found.get(names[name], 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
 
 
 def _window_rows(windows: list[ThreadWindow]) -> list[str]:
@@ -352,9 +377,10 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
     make_input(args.source, warm, min(48, args.frames), size)
     frames = result["input"]["frames"]
     repository = model_repository(args, work, size)
-    graphs = model_repository(args, work, size, cuda_graphs=True) if args.graphs_variant else None
+    configs = server_configs(args)
+    graphs = model_repository(args, work, size, cuda_graphs=True) if any(c.graphs for c in configs) else None
     keep = work / "lossless.mp4"
-    for config in server_configs(args):
+    for config in configs:
         serve(args, graphs if config.graphs and graphs else repository, config, (clip, warm, keep), result, save)
     rate = Fraction(result["input"]["fps"]).limit_denominator(1001)
     decoded, result["output"] = decoded_frames(keep, frames)
@@ -368,6 +394,11 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dic
                 print(result["encoder"][-1], flush=True)
                 save(result)
     return result
+
+
+GOP_S = 2.0  # the server's key frame interval
+DEFAULT_FRAGMENT_S = str(VideoSettings().fragment_s)  # FILTERS_VIDEO__FRAGMENT_S unless a variant sets it
+GRAPHS_VARIABLE = "BENCH_CUDA_GRAPHS"  # in a --variant: its model replays CUDA graphs
 
 
 @dataclass(frozen=True)
@@ -386,7 +417,8 @@ def server_configs(args: argparse.Namespace) -> list[ServerConfig]:
     for variant in args.variant:
         label, _, assignments = variant.partition(":")
         env = dict(item.split("=", 1) for item in assignments.split(",") if item)
-        configs.append(ServerConfig(label, 1, env))
+        graphs = env.pop(GRAPHS_VARIABLE, "0") == "1"
+        configs.append(ServerConfig(label, 1, env, graphs))
     if args.graphs_variant:
         configs.append(ServerConfig("CUDA graphs", 1, graphs=True))
     if args.segments > 1:
@@ -426,7 +458,9 @@ def serve(
             profile = args.out / f"profile-{preset}-{index}.txt"
             profiling = args.profile or args.gil
             with sampled(server.process.pid, profile, gil=args.gil) if profiling else contextlib.nullcontext():
-                row = end_to_end(server, clip, preset, result["input"]["frames"], None, result["input"]["fps"])
+                fragment_s = min(float(env.get("FILTERS_VIDEO__FRAGMENT_S", DEFAULT_FRAGMENT_S)) or GOP_S, GOP_S)
+                frames, fps = result["input"]["frames"], result["input"]["fps"]
+                row = end_to_end(server, clip, preset, frames, None, fps, fragment_s)
             if profiling:
                 what = "GIL-holding" if args.gil else "on-CPU"
                 result.setdefault("profiles", {})[f"{preset}, {config.label}"] = summary(profile, what=what)
@@ -443,7 +477,7 @@ def serve(
 
 def _log_lines(path: Path) -> list[str]:
     """What the server said about its decoder, encoder and runtime."""
-    wanted = re.compile(r"NVDEC|nvenc|video (de|en)cod|ready on|runtime|encoder thread")
+    wanted = re.compile(r"NVDEC|nvenc|video (de|en)cod|video filtered|4:2:0|ready on|runtime|encoder thread")
     return [line.split(": ", 1)[-1] for line in path.read_text(errors="replace").splitlines() if wanted.search(line)]
 
 
@@ -465,8 +499,8 @@ def render(result: dict[str, Any]) -> str:
         "- ratios are against the fastest run of the encoder alone (each is run `--alone-runs` times)", "",
         "| run | preset | encoders | frames | s | frames/s | vs encoder alone (1 enc.) | first byte s "
         "| frames/s after the first fragment | GPU util % | busy CPU cores (machine / server) "
-        "| server page faults per frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server page faults per frame | mean batch | slots busy s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in result["e2e"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100 if alone.get((r["preset"], 1)) else float("nan")
@@ -474,11 +508,12 @@ def render(result: dict[str, Any]) -> str:
                      f"| {r['frames']} | {r['seconds']} | {r['fps']} | {ratio:.0f}% | {r['first_byte_s']} "
                      f"| {r.get('steady_fps')} | {r['gpu_util_pct']} "
                      f"| {r.get('machine_busy_cores')} / {r.get('server_cores')} "
-                     f"| {r.get('server_page_faults_per_frame')} |")  # fmt: skip
+                     f"| {r.get('server_page_faults_per_frame')} | {r.get('mean_batch')} "
+                     f"| {r.get('slots_busy_s')} |")  # fmt: skip
     for r in result["encoder"]:
         ratio = r["fps"] / alone[(r["preset"], 1)] * 100
         lines.append(f"| encoder alone | {r['preset']} | {r['encoders']} | {r['frames']} | {r['seconds']} "
-                     f"| {r['fps']} | {ratio:.0f}% | | | | {r.get('machine_busy_cores')} | |")  # fmt: skip
+                     f"| {r['fps']} | {ratio:.0f}% | | | | {r.get('machine_busy_cores')} | | | |")  # fmt: skip
     lines += [f"- skipped: {reason}" for reason in result.get("skipped", [])]
     for r in result["encoder"]:
         if r.get("frame_marks_s"):
@@ -510,7 +545,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--gil", action="store_true", help="py-spy only the thread holding the GIL (--profile's place)")
     parser.add_argument(
         "--variant", action="append", default=[], metavar="LABEL:ENV=VALUE,...",
-        help="one more one-encoder server with this environment (repeatable), e.g. 'a:FILTERS_X=1,FILTERS_Y=2'",
+        help=(
+            "one more one-encoder server with this environment (repeatable), e.g. 'a:FILTERS_X=1,FILTERS_Y=2'; "
+            f"{GRAPHS_VARIABLE}=1 serves its model with CUDA graphs"
+        ),
     )  # fmt: skip
     parser.add_argument(
         "--threads-window", metavar="DELAY:LENGTH[,...]",

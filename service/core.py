@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from service import gc_pauses, metrics
 from service.errors import Cancelled, DeadlineExceeded, ModelNotFound, NotReady, ServiceError, Unprocessable
-from service.media import encoder_process
+from service.media import decoder_process, encoder_process, i420_kernel
 from service.pipelines.warmup import warmup_inputs
 from service.repository.config import LoadedConfig, ModelConfig, Task
 from service.repository.loader import scan_repository
@@ -86,8 +86,12 @@ class ServingCore:
             # out of the cyclic GC, whose full passes over it held the GIL ~200 ms each and stalled the
             # event loop under load (docs/performance.md, "Garbage collection").
             gc.freeze()
+            if self.settings.gpu_encode and any(m.scheduler.pool.outputs_on_device for m in self.models.values()):
+                await self.offload(i420_kernel.problem)  # compiles and checks the video's 4:2:0 kernel, once
             if self.settings.video.encoder_process and encoder_process.available():
                 encoder_process.SPARES.prepare()  # the first video's encoder child, started ahead
+            if self.settings.video.decoder_process and decoder_process.available():
+                decoder_process.SPARES.prepare()
             self.state.loaded = True
         except Exception as exc:
             self.state.load_error = f"{type(exc).__name__}: {exc}"

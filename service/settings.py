@@ -70,10 +70,18 @@ class VideoSettings(BaseModel):
         0, ge=0, le=256, description="Threads of the one software encoder (0: its own choice, 1.5 per core for x264)."
     )
     encoder_process: bool = Field(
-        False,
+        True,
         description=(
             "Run the one software encoder in a child process of its own, fed through shared memory (Linux; "
-            "2 x frames_in_flight + 8 frames of it per video; elsewhere the in-process encoder; docs/video.md)."
+            "2 x frames_in_flight + 8 frames of it per video; false, or not Linux: in the server's process; "
+            "docs/video.md)."
+        ),
+    )
+    decoder_process: bool = Field(
+        False,
+        description=(
+            "Demux, decode and convert to RGB in a child process of its own, handing frames over through "
+            "shared memory (Linux; 2 x frames_in_flight + 8 RGB frames of it per video; elsewhere in-process)."
         ),
     )
     encoder_niceness: int = Field(
@@ -81,6 +89,15 @@ class VideoSettings(BaseModel):
         ge=0,
         le=19,
         description="How many nice steps below the rest of the server the encoder's threads run (0: the same).",
+    )
+    fragment_s: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description=(
+            "Longest fragment of a streamed MP4 answer, in seconds (0: one fragment per GOP, key frame to key frame); "
+            "shorter fragments reach the client sooner, the last one too."
+        ),
     )
     max_batch_frames: int = Field(64, ge=1, le=4096, description="Most frames in one frame-batch request.")
 

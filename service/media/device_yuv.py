@@ -1,15 +1,16 @@
 """A GPU model's RGB frame -> the encoder's 8-bit 4:2:0 frame: converted on the GPU, one download.
 
-The conversion (BT.601/709/2020 matrix and range from `yuv.rgb_to_yuv`, chroma the mean of each
-2x2 block) writes the three planes back to back (I420: Y, then Cb, then Cr) into one device
-buffer, which is downloaded by DMA into pinned host memory from torch's caching host allocator.
-The encoder's frame is made over that memory (`av.VideoFrame.from_numpy_buffer`): no host copy of
-the 12 MB of a 3840x2160 frame, no fresh 12 MB frame allocation to fault in; the frame holds the
-memory until libavcodec lets go of it (libx264 copies its input when it is given a frame), then
-the block goes back to the allocator for a later frame. torch keeps the blocks it pinned for reuse,
-so the pinned memory is about the most frames alive at once (`frames_in_flight` x 2 per video) x the
-frame's 4:2:0 size rounded up to a power of two (16 MB for 3840x2160). Parallel segment encoders
-queue whole GOPs: their frames are copied into ordinary memory instead (`wrap=False`).
+The conversion (BT.601/709/2020 matrix and range from `yuv.rgb_to_yuv`, chroma the mean of each 2x2
+block; one CUDA kernel, `i420_kernel`, where CuPy works, else torch operations) writes the three
+planes back to back (I420: Y, then Cb, then Cr) into one device buffer, which is downloaded by DMA
+into pinned host memory from torch's caching host allocator. The encoder's frame is made over that
+memory (`av.VideoFrame.from_numpy_buffer`): no host copy of the 12 MB of a 3840x2160 frame, no fresh
+12 MB frame allocation to fault in; the frame holds the memory until libavcodec lets go of it
+(libx264 copies its input when it is given a frame), then the block goes back to the allocator for a
+later frame. torch keeps the blocks it pinned for reuse, so the pinned memory is about the most
+frames alive at once (`frames_in_flight` x 2 per video) x the frame's 4:2:0 size rounded up to a
+power of two (16 MB for 3840x2160). Parallel segment encoders queue whole GOPs: their frames are
+copied into ordinary memory instead (`wrap=False`).
 
 On CUDA the work runs on the calling thread's own stream (`device.thread_stream`), not the
 legacy default one (which would serialise it with the slots' batches); the thread sleeps while
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
+from service.media import i420_kernel
 from service.media.yuv import rgb_to_yuv
 
 if TYPE_CHECKING:
@@ -62,7 +64,8 @@ def i420_on_host(rgb: torch.Tensor, space: int, full_range: bool, target: np.nda
     height, width = int(rgb.shape[0]), int(rgb.shape[1])
     with side_stream(rgb.device):
         planes = torch.empty(height * width * 3 // 2, dtype=torch.uint8, device=rgb.device)
-        _convert_into(rgb, space, full_range, planes)
+        if not i420_kernel.convert(rgb, space, full_range, planes):  # one CUDA kernel where CuPy works
+            convert_with_torch(rgb, space, full_range, planes)
         if target is not None:
             torch.from_numpy(target.reshape(-1)).copy_(planes, non_blocking=rgb.device.type == "cuda")
             if rgb.device.type == "cuda":
@@ -105,12 +108,13 @@ def split_planes(i420: np.ndarray, height: int, width: int) -> tuple[np.ndarray,
     )
 
 
-def _convert_into(rgb: torch.Tensor, space: int, full_range: bool, planes: torch.Tensor) -> None:
+def convert_with_torch(rgb: torch.Tensor, space: int, full_range: bool, planes: torch.Tensor) -> None:
     """Y, Cb, Cr of `rgb` into the flat I420 tensor `planes` (on the current stream), in six GPU
     calls: every call is a trip through Python and the GIL on a codec thread, while the encoder's
     thread waits for the GIL after each of its calls into libx264. The matrix gives all three
     components at full resolution (the GPU does not notice the extra work); the offsets carry +0.5,
-    so the cast to uint8, which truncates, rounds; chroma is the mean of each 2x2 block."""
+    so the cast to uint8, which truncates, rounds; chroma is the mean of each 2x2 block. On CUDA
+    with CuPy, `i420_kernel` does the same in one kernel; this is the reference it is checked against."""
     import torch
 
     height, width = int(rgb.shape[0]), int(rgb.shape[1])

@@ -7,18 +7,16 @@ the server's writer thread hands frames to a child process instead (`process_wri
 Measured on the H200 (bench/results/video_h200_encoder_process_ab3_60s.md): after the first
 fragment, 97 % of libx264 alone at ultrafast, against 83-86 % in-process.
 
-- frames travel through a ring of 4:2:0 slots in a `memfd` that both processes map (not POSIX shared
-  memory: a pod's `/dev/shm` is 64 MB by default). On a GPU the codec pool's download fills a slot
-  directly (each slot is registered with CUDA when first used); the child wraps the slot as the
-  encoder's frame without copying it, and gives it back when libavcodec lets go of the frame;
+- frames travel through a ring of 4:2:0 slots in a `memfd` that both processes map. On a GPU the
+  codec pool's download fills a slot directly (each slot is registered with CUDA when first used);
+  the child wraps the slot as the encoder's frame without copying it, and gives it back when
+  libavcodec lets go of the frame;
 - everything else (the video's settings, frame and packet notices, the muxed output, errors) goes
-  over a socket pair as length-prefixed pickles of tuples;
+  over a socket pair (`child_process.send`);
 - the child runs the same `VideoWriter` (encoder, muxer thread, copied audio), one video after
-  another. The parent keeps one child started ahead (`SpareEncoders`; the first at server start):
-  starting Python and importing PyAV takes ~0.4 s, which would otherwise delay a video's first frame.
-  A child whose video ended well is kept for the next (up to two): a fresh process faults in
-  libx264's ~0.5 GB of 4K buffers during its first frames, which slowed the start of each video by a
-  few hundred ms. A child whose video failed or was abandoned is stopped.
+  another. The parent keeps one child started ahead (`SPARES`; the first at server start) and up to
+  two warm ones: a fresh process faults in libx264's ~0.5 GB of 4K buffers during its first frames,
+  which slowed the start of each video by a few hundred ms.
 
 Run as `python -m service.media.encoder_process FD`, FD being the child's end of the socket pair.
 """
@@ -31,66 +29,30 @@ import gc
 import logging
 import mmap
 import os
-import pickle
 import socket
-import subprocess
-import sys
 import threading
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
-log = logging.getLogger(__name__)
+from service.media import child_process
+from service.media.child_process import SpareChildren, receive, send
 
-_LENGTH = 4
+log = logging.getLogger(__name__)
 
 
 @functools.cache
 def available() -> bool:
     """Whether this platform can run the encoder process (Linux: memfd and passing descriptors); where
     it cannot, videos use the in-process encoder and this says so once in the log."""
-    if hasattr(os, "memfd_create") and hasattr(socket, "send_fds"):
+    if child_process.platform_supported():
         return True
     log.warning("FILTERS_VIDEO__ENCODER_PROCESS needs Linux (memfd_create); videos encode in-process")
     return False
-
-
-def send(
-    sock: socket.socket, message: tuple[Any, ...], lock: contextlib.AbstractContextManager[Any] | None = None
-) -> None:
-    """One message: its pickle's length (4 bytes, little-endian), then the pickle."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    with lock or contextlib.nullcontext():
-        sock.sendall(len(data).to_bytes(_LENGTH, "little") + data)
-
-
-def receive(sock: socket.socket) -> tuple[Any, ...] | None:
-    """The next message, or None at the end of the stream (the other side closed)."""
-    header = _read_exactly(sock, _LENGTH)
-    if header is None:
-        return None
-    body = _read_exactly(sock, int.from_bytes(header, "little"))
-    if body is None:
-        return None
-    # Both ends of the socket pair are this server and its own child (socket.socketpair): trusted.
-    message: tuple[Any, ...] = pickle.loads(body)  # nosec B301
-    return message
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        count = sock.recv_into(view[got:])
-        if count == 0:
-            return None
-        got += count
-    return bytes(buffer)
 
 
 @dataclass(frozen=True)
@@ -123,81 +85,7 @@ class PacketNotice:
         return packet
 
 
-Child = tuple[subprocess.Popen[bytes], socket.socket]
-_WARM_KEPT = 2  # children kept after a video, for the next ones
-
-
-class SpareEncoders:
-    """Child processes ready for a video. `take()` returns a warm one (it has encoded a video: its
-    heap holds libx264's buffers, so its first frames are not slowed by page faults) or else the one
-    started ahead (starting the next); `give_back()` keeps a child whose video ended well. Children
-    end when their socket closes, so none outlives the server."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._spare: Child | None = None
-        self._warm: list[Child] = []
-
-    def take(self) -> Child:
-        with self._lock:
-            while self._warm:
-                child = self._warm.pop()
-                if child[0].poll() is None:
-                    return child
-                child[1].close()
-            spare = self._spare if self._spare is not None and self._spare[0].poll() is None else None
-            self._spare = None
-            spare = spare or _start_child()
-            self._spare = _start_child()
-        return spare
-
-    def prepare(self) -> None:
-        """Start a child ahead now (at server start), so that the first video does not wait ~0.4 s
-        for Python and PyAV to start in it."""
-        with self._lock:
-            if self._warm or (self._spare is not None and self._spare[0].poll() is None):
-                return
-            self._spare = _start_child()
-
-    def give_back(self, child: Child) -> None:
-        with self._lock:
-            if len(self._warm) < _WARM_KEPT and child[0].poll() is None:
-                self._warm.append(child)
-                return
-        _stop(child)
-
-    def children(self) -> list[Child]:
-        """Every child kept and alive (warm ones and the spare)."""
-        with self._lock:
-            kept = [*self._warm, *([self._spare] if self._spare is not None else [])]
-        return [child for child in kept if child[0].poll() is None]
-
-    def close(self) -> None:
-        with self._lock:
-            kept = [*self._warm, *([self._spare] if self._spare is not None else [])]
-            self._warm, self._spare = [], None
-        for child in kept:
-            _stop(child)
-
-
-def _stop(child: Child) -> None:
-    child[1].close()  # the child sees the end of its input and exits
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child[0].wait(5)
-
-
-def _start_child() -> Child:
-    ours, theirs = socket.socketpair()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.media.encoder_process", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    theirs.close()
-    return process, ours
-
-
-SPARES = SpareEncoders()
+SPARES = SpareChildren("service.media.encoder_process")
 
 
 def serve(sock: socket.socket) -> None:
@@ -294,13 +182,5 @@ class _SocketSink:
         return len(data)
 
 
-def main() -> None:
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    try:
-        serve(sock)
-    finally:
-        sock.close()
-
-
 if __name__ == "__main__":
-    main()
+    child_process.main(serve)

@@ -29,7 +29,7 @@ import av
 import numpy as np
 
 from service.errors import InferenceFailed
-from service.media import encoder_process
+from service.media import child_process, encoder_process
 from service.media.device_yuv import (
     i420_on_host,
     plane_pixels,
@@ -134,8 +134,57 @@ class FrameRing:
             self._map.close()
 
 
+    def whole(self) -> bool:
+        """Whether every slot is free and the ring open: it can serve another video as it is."""
+        with self._downloads:
+            return not self._closed and self._downloading == 0 and self._free.qsize() == self.slots
+
+
+class _IdleRings:
+    """The ring of a video that ended well, kept for the next video of the same frame size: its
+    slots stay registered with CUDA (registering 40 slots of 12 MiB, one by one as first used,
+    slowed a video's first frames). One is kept: its memory stays page-locked meanwhile."""
+
+    KEPT = 1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rings: list[FrameRing] = []
+
+    def take(self, slots: int, width: int, height: int) -> FrameRing | None:
+        with self._lock:
+            for ring in self._rings:
+                if (ring.slots, ring.width, ring.height) == (slots, width, height):
+                    self._rings.remove(ring)
+                    return ring
+        return None
+
+    def kept(self) -> list[FrameRing]:
+        with self._lock:
+            return list(self._rings)
+
+    def keep_none(self) -> None:
+        """Close the rings kept (at server stop; tests)."""
+        with self._lock:
+            rings, self._rings = self._rings, []
+        for ring in rings:
+            ring.close()
+
+    def keep(self, ring: FrameRing) -> None:
+        with self._lock:
+            self._rings.append(ring)
+            dropped = self._rings[: -self.KEPT]
+            self._rings = self._rings[-self.KEPT :]
+        for old in dropped:
+            old.close()
+
+
+IDLE_RINGS = _IdleRings()
+
+
 class RingHolder:
-    """The video's ring, made by the first frame (its size is known only then)."""
+    """The video's ring, made by the first frame (its size is known only then), or the ring a
+    previous video of that size left (`IDLE_RINGS`)."""
 
     def __init__(self, slots: int) -> None:
         self._slots = slots
@@ -151,8 +200,17 @@ class RingHolder:
     def _ring(self, width: int, height: int) -> FrameRing:
         with self._lock:
             if self.ring is None:
-                self.ring = FrameRing(self._slots, width, height)
+                self.ring = IDLE_RINGS.take(self._slots, width, height) or FrameRing(self._slots, width, height)
             return self.ring
+
+    def finish(self) -> None:
+        """The video ended well: its ring is kept for the next video if every slot came back."""
+        with self._lock:
+            ring, self.ring = self.ring, None
+        if ring is not None and ring.whole():
+            IDLE_RINGS.keep(ring)
+        elif ring is not None:
+            ring.close()
 
     def close(self) -> None:
         with self._lock:
@@ -175,6 +233,7 @@ class ProcessWriter:
         rate_factor: int = 1,
         threads: int = 0,
         niceness: int = 0,
+        fragment_s: float = 0.0,
     ) -> None:
         self._sink, self._rings = sink, rings
         self._process, self._sock = encoder_process.SPARES.take()
@@ -189,6 +248,7 @@ class ProcessWriter:
         config = {
             "source": source, "probe": probe, "options": options, "hardware": hardware,
             "rate_factor": rate_factor, "threads": threads, "niceness": niceness, "color": color,
+            "fragment_s": fragment_s,
             "video": self._video,
         }  # fmt: skip
         self._send(("start", config))
@@ -216,7 +276,7 @@ class ProcessWriter:
         if self._error is not None:
             self._end()
             raise InferenceFailed(f"the video encoder failed: {self._error}")
-        self._rings.close()
+        self._rings.finish()  # every frame is back from the child: the ring may serve the next video
         encoder_process.SPARES.give_back((self._process, self._sock))  # warm: its next video starts faster
 
     def abort(self) -> None:
@@ -228,13 +288,13 @@ class ProcessWriter:
         if self._error is not None:
             raise InferenceFailed(f"the video encoder failed: {self._error}")
         try:
-            encoder_process.send(self._sock, message, self._lock)
+            child_process.send(self._sock, message, self._lock)
         except OSError as exc:
             raise InferenceFailed(f"the video encoder process is gone: {exc}") from None
 
     def _receive(self) -> None:
         try:
-            while (message := encoder_process.receive(self._sock)) is not None:
+            while (message := child_process.receive(self._sock)) is not None:
                 kind = message[0]
                 if kind == "bytes":
                     self._sink.write(message[1])
@@ -251,8 +311,9 @@ class ProcessWriter:
         except Exception as exc:  # the sink refused (the client left): the child is stopped by _end
             self._error = self._error or f"{type(exc).__name__}: {exc}"
         finally:
+            if self._error is not None:
+                self._rings.close()  # codec threads waiting for a slot fail instead of waiting forever
             self._done.set()
-            self._rings.close()  # codec threads waiting for a slot fail instead of waiting forever
 
     def _end(self) -> None:
         with contextlib.suppress(OSError):

@@ -6,7 +6,8 @@
   header waits for the first fragment so that it can carry the edit list that keeps the first
   frame's timestamp despite the B-frame delay), or live-style Matroska / WebM. Both are written
   front to back into a non-seekable sink, so their bytes can be sent while the rest is still
-  being encoded. Fragments start at key frames, which come at least every 2 seconds.
+  being encoded. Fragments start at key frames, which come at least every 2 seconds, and end after
+  `FILTERS_VIDEO__FRAGMENT_S` (0.5 s) at the latest.
 - Each frame keeps its source timestamp (variable frame rate survives; with `rate_factor` the
   output time base is the source's / rate_factor, for frame-rate multiplication), the display matrix
   (rotation) and the colour tags are copied; untagged sources are tagged BT.601, the matrix
@@ -78,6 +79,16 @@ CONTAINERS: dict[OutputContainer, ContainerSpec] = {
     "mkv": ContainerSpec("matroska", "video/x-matroska", {"live": "1"}, ("h264", "h265", "av1")),
     "webm": ContainerSpec("webm", "video/webm", {"live": "1"}, ("av1",)),
 }
+
+
+def muxer_options(spec: ContainerSpec, fragment_s: float) -> dict[str, str]:
+    """The container's muxer options; an MP4's fragments also end after `fragment_s` (0: only at key
+    frames). Fragments that start between key frames play like any other (MSE needs a key frame only
+    at the start of the stream, and after a seek, where the player looks for one)."""
+    options = dict(spec.options)
+    if spec.format == "mp4" and fragment_s > 0:
+        options["frag_duration"] = str(round(fragment_s * 1e6))
+    return options
 
 
 @dataclass(frozen=True)
@@ -260,7 +271,8 @@ class VideoWriter:
     With `segments` > 1, that many encoders take consecutive GOPs in parallel (video_segments.py).
     With `rate_factor` > 1 the stream's time base is the source's / rate_factor and its frame rate
     the source's x rate_factor (frames' pts are then in that time base). `threads`: the one
-    encoder's threads (0: its own choice, 1.5 per core for libx264).
+    encoder's threads (0: its own choice, 1.5 per core for libx264). `fragment_s`: an MP4's longest
+    fragment (`muxer_options`).
     """
 
     def __init__(
@@ -273,6 +285,7 @@ class VideoWriter:
         segments: int = 1,
         rate_factor: int = 1,
         threads: int = 0,
+        fragment_s: float = 0.0,
     ) -> None:
         spec = CONTAINERS[options.container]
         self._probe = probe
@@ -284,7 +297,7 @@ class VideoWriter:
         self._threads = threads
         self._sink = sink if isinstance(sink, str) else _DiscardableSink(sink)
         self._out = av.open(
-            self._sink, "w", format=spec.format, options=dict(spec.options), buffer_size=OUTPUT_WRITE_BYTES
+            self._sink, "w", format=spec.format, options=muxer_options(spec, fragment_s), buffer_size=OUTPUT_WRITE_BYTES
         )
         self._templates = av.open(str(source), metadata_errors="ignore")
         self._video: av.video.stream.VideoStream | None = None

@@ -1,7 +1,7 @@
 """RGB -> Y'CbCr coefficients for the encoder's 4:2:0 frames, by colour matrix and range.
 
 The video path converts the model's RGB output to 8-bit 4:2:0 before the encoder. On the host
-swscale does it (`video_encode.rgb_to_frame`); on the GPU `device.yuv420_on_device` applies the
+swscale does it (`video_encode.rgb_to_frame`); on the GPU `device_yuv.i420_on_host` applies the
 matrix returned here, so both give the same Y (to rounding) for the same colour tags.
 """
 

@@ -1,14 +1,14 @@
 """The video pipeline, for any image-to-image filter: decode -> filter each frame -> encode -> bytes.
 
-    reader thread          event loop (pump task)                 writer thread   mux thread
-    demux + decode  --->   frame -> RGB -> frame_filter -> YUV   --->  encode  --->   mux  ---> chunks
+    reader thread            event loop (pump task)          writer thread   mux thread
+    demux + decode + RGB --> frame_filter -> YUV   --->  encode  --->   mux  ---> chunks
     (copied packets pass through in file order)
 
 Every arrow is a bounded queue (`Channel`s, and the `VideoWriter`'s packet queue), and at most
 `frames_in_flight` frames are between the reader and the writer, so memory stays flat however long
 the video is. Frames are filtered
 concurrently (tiles of consecutive frames batch together in the model's scheduler) and handed to
-the encoder in their original order. The RGB conversions run on the core's codec pool.
+the encoder in their original order. The 4:2:0 conversions run on the core's codec pool.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,9 +32,10 @@ from prometheus_client import Counter, Gauge
 from service import gc_pauses
 from service.core import ServedModel, ServingCore
 from service.errors import Cancelled, DeadlineExceeded, InferenceFailed, ServiceError
-from service.media import encoder_process
+from service.media import decoder_process, encoder_process
 from service.media.images import DecodedImage
 from service.media.niceness import lower_this_thread
+from service.media.process_reader import ProcessReader, ring_slots
 from service.media.process_writer import ProcessWriter, RingFrame, RingHolder
 from service.media.video import CopiedPacket, SourceFrame, VideoProbe, frame_to_rgb, probe_video, read_video
 from service.media.video_encode import (
@@ -69,6 +70,15 @@ class TimedFrame:
     pts: int | None
 
 
+@dataclass(frozen=True)
+class RgbFrame:
+    """A decoded frame as a `FrameStage` gets it: HxWx3 uint8 RGB (converted on the reader thread,
+    with the frame's own matrix and range) and its pts in the source's time base."""
+
+    rgb: np.ndarray
+    pts: int | None
+
+
 class FrameStage(abc.ABC):
     """A filter that may change the frame rate: for each source frame, the output frames up to
     and including it (frame-rate multiplication: `service/pipelines/video_interpolate.py`).
@@ -79,23 +89,22 @@ class FrameStage(abc.ABC):
     rate_factor: int = 1
 
     @abc.abstractmethod
-    def __call__(self, frame: av.VideoFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
+    def __call__(self, frame: RgbFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
         """Called once per source frame, in source order, from the pump (a stage may keep state
         across frames); the coroutines of up to `frames_in_flight` frames run concurrently."""
 
 
 class _EachFrame(FrameStage):
-    """A `FrameFilter` as a stage: RGB on the codec pool, the filter, the source's pts."""
+    """A `FrameFilter` as a stage: the filter, the source's pts."""
 
-    def __init__(self, core: ServingCore, frame_filter: FrameFilter) -> None:
-        self._core, self._filter = core, frame_filter
+    def __init__(self, frame_filter: FrameFilter) -> None:
+        self._filter = frame_filter
 
-    def __call__(self, frame: av.VideoFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
+    def __call__(self, frame: RgbFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
         return self._run(frame)
 
-    async def _run(self, frame: av.VideoFrame) -> list[TimedFrame]:
-        rgb = await self._core.offload(frame_to_rgb, frame)
-        return [TimedFrame(await self._filter(rgb), frame.pts)]
+    async def _run(self, frame: RgbFrame) -> list[TimedFrame]:
+        return [TimedFrame(await self._filter(frame.rgb), frame.pts)]
 
 
 FRAMES_IN_FLIGHT = Gauge("filters_video_frames_in_flight", "Video frames between decoder and encoder")
@@ -117,7 +126,7 @@ class _Failure:
 
 
 END = _End()
-Decoded = SourceFrame | CopiedPacket | _End | _Failure
+Decoded = RgbFrame | CopiedPacket | _End | _Failure
 EncoderFrame = av.VideoFrame | RingFrame  # a RingFrame for the encoder process
 ToEncode = EncoderFrame | CopiedPacket | _End
 Output = bytes | _End | _Failure
@@ -213,7 +222,7 @@ class _VideoRun:
         loop = asyncio.get_running_loop()
         self.window = core.settings.video.frames_in_flight
         self.core, self.source, self.probe = core, source, probe
-        self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(core, frame_filter)
+        self.stage = frame_filter if isinstance(frame_filter, FrameStage) else _EachFrame(frame_filter)
         self.options, self.ticket, self.progress = options, ticket, progress
         self.decoded: Inbox[Decoded] = Inbox(self.window)  # the loop is woken only when it waits
         self.to_encode: HandOff[ToEncode] = HandOff(self.window)  # the encoder thread's side kept light
@@ -221,6 +230,7 @@ class _VideoRun:
         self.finished = False
         self.timeline = _Timeline()
         self.waits = _Waits()
+        self.frame_times = _FrameTimes()
         self.pump_window: _Window | None = None  # read (racily, for the log) by the writer thread
         self.collected = gc_pauses.totals()  # the collector's pauses during this video, for the log
         self._color = output_color(probe.color)
@@ -230,6 +240,10 @@ class _VideoRun:
         in_child = core.settings.video.encoder_process and core.settings.video.encoder_segments == 1
         in_child = in_child and encoder_process.available()
         self._rings = RingHolder(2 * self.window + 8) if in_child else None  # frames for the encoder process
+        decoding_in_child = core.settings.video.decoder_process and decoder_process.available()
+        self._decoder = (
+            ProcessReader(source, probe, core.settings.video, ring_slots(self.window)) if decoding_in_child else None
+        )
         self._reader = Worker("video-decode", self._read)
         self._writer = Worker("video-encode", self._write)
         self._pump = loop.create_task(self._run_pump())
@@ -243,6 +257,8 @@ class _VideoRun:
             channel.close()  # before any await: a thread blocked on a channel leaves at once
         if self._rings is not None:
             self._rings.close()  # and a codec thread waiting for a ring slot
+        if self._decoder is not None:
+            self._decoder.close()  # and the reader thread waiting for the decoder process
         await asyncio.wait([self._pump])  # its own error, if any, already went down the output channel
         if not self._pump.cancelled():
             self._pump.exception()
@@ -250,21 +266,38 @@ class _VideoRun:
             await worker.ended()
 
     def _read(self) -> None:
-        """Reader thread: decoded frames and copied packets, in file order."""
+        """Reader thread: decoded frames (as RGB: no trip to the codec pool and back through the
+        event loop for it) and copied packets, in file order."""
+        clock = _ReaderClock()
         try:
             # closed explicitly: a generator left suspended would keep the decoder (and its threads)
             # until the garbage collector finds it
-            with contextlib.closing(read_video(self.source, self.probe, self.core.settings.video)) as items:
+            with contextlib.closing(self._source_items()) as items:
                 for item in items:
+                    clock.lap("decoding")
                     if isinstance(item, SourceFrame):
+                        item = RgbFrame(frame_to_rgb(item.frame), item.frame.pts)
+                        clock.lap("converting to RGB")
+                    if isinstance(item, RgbFrame):
                         self.timeline.mark("decoded")
                     self.decoded.put_blocking(item)
+                    clock.lap("waiting for room")
             self.decoded.put_blocking(END)
+            log.info("video decoded: %s", clock)
         except ChannelClosed:
             return
         except BaseException as exc:
             with contextlib.suppress(ChannelClosed):
                 self.decoded.put_blocking(_Failure(exc))
+
+    def _source_items(self) -> Generator[SourceFrame | RgbFrame | CopiedPacket, None, None]:
+        """The upload's frames and copied packets, in file order: decoded here, or already RGB from
+        the decoder process."""
+        if self._decoder is None:
+            yield from read_video(self.source, self.probe, self.core.settings.video)
+            return
+        for item in self._decoder.items():
+            yield item if isinstance(item, CopiedPacket) else RgbFrame(*item)
 
     def _write(self) -> None:
         """Writer thread: encode and mux; the muxer's bytes go to the output channel."""
@@ -276,6 +309,7 @@ class _VideoRun:
             seconds, waited = self._encode_all(writer)
             writer.close()
             _log_encoder_thread(writer, seconds, waited, self.timeline, self.waits)
+            log.info("video filtered: %s", self.frame_times)
             log.info("garbage collection during the video: %s", gc_pauses.totals().since(self.collected))
             self.output.put_blocking(END)
         except ChannelClosed:
@@ -294,6 +328,7 @@ class _VideoRun:
             return ProcessWriter(
                 sink, self.source, self.probe, self.options, settings.hardware_codecs, self._rings,
                 self._color, self.stage.rate_factor, settings.encoder_threads, settings.encoder_niceness,
+                settings.fragment_s,
             )  # fmt: skip
         return VideoWriter(
             sink,
@@ -304,6 +339,7 @@ class _VideoRun:
             settings.encoder_segments,
             rate_factor=self.stage.rate_factor,
             threads=settings.encoder_threads,
+            fragment_s=settings.fragment_s,
         )
 
     def _encode_all(self, writer: VideoWriter | ProcessWriter) -> tuple[float, float]:
@@ -372,8 +408,8 @@ class _VideoRun:
         while not isinstance(item := await self.decoded.get(), _End):
             if isinstance(item, _Failure):
                 raise item.error
-            if isinstance(item, SourceFrame):
-                outputs = self.stage(item.frame)  # in source order: a stage may keep state across frames
+            if isinstance(item, RgbFrame):
+                outputs = self.stage(item)  # in source order: a stage may keep state across frames
                 task = asyncio.get_running_loop().create_task(self._process(outputs))
                 task.add_done_callback(functools.partial(_close, outputs))
                 window.add(task)
@@ -409,10 +445,14 @@ class _VideoRun:
 
     async def _process(self, outputs: Coroutine[Any, Any, list[TimedFrame]]) -> list[EncoderFrame]:
         frames: list[EncoderFrame] = []
-        for timed in await outputs:
+        started = time.perf_counter()
+        pictures = await outputs
+        filtered = time.perf_counter()
+        for timed in pictures:
             frame = await self.core.offload(self._for_encoder, timed.picture)
             frame.pts = timed.pts
             frames.append(frame)
+        self.frame_times.add(filtered - started, time.perf_counter() - filtered)
         return frames
 
     def _for_encoder(self, picture: Any) -> EncoderFrame:
@@ -495,6 +535,45 @@ class _Timeline:
 
     def __str__(self) -> str:
         return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.marks.items())
+
+
+class _ReaderClock:
+    """Where the reader thread's time went (for the log): seconds per step, between `lap`s."""
+
+    def __init__(self) -> None:
+        self._started = self._last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = self.seconds.get(step, 0.0) + now - self._last
+        self._last = now
+
+    def __str__(self) -> str:
+        steps = ", ".join(f"{seconds:.2f} s {step}" for step, seconds in self.seconds.items())
+        return f"{self._last - self._started:.2f} s on the reader thread: {steps}"
+
+
+class _FrameTimes:
+    """How long source frames took from the pump to the filter's answer, and then to the encoder's
+    4:2:0 frames (means, for the log): with `frames_in_flight` frames at a time, their sum bounds
+    the rate at frames in flight / (filter + 4:2:0)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.filter_s = self.convert_s = 0.0
+
+    def add(self, filter_s: float, convert_s: float) -> None:
+        self.frames += 1
+        self.filter_s += filter_s
+        self.convert_s += convert_s
+
+    def __str__(self) -> str:
+        count = max(1, self.frames)
+        return (
+            f"a frame took {self.filter_s / count * 1e3:.1f} ms in the filter and "
+            f"{self.convert_s / count * 1e3:.1f} ms to 4:2:0 on average"
+        )
 
 
 class _Waits:

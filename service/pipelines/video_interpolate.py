@@ -8,24 +8,18 @@ i-1 at factor * pts(i-1) + k * (pts(i) - pts(i-1)), so a variable frame rate sur
 rate is the source's x factor; audio and subtitles are copied as for every video filter.
 
 This is a `FrameStage` of the video pipeline (service/pipelines/video.py): it sees the frames in
-order and keeps the previous frame's RGB (a future, so frames still convert concurrently).
+order (as RGB, converted on the pipeline's reader thread) and keeps the previous one for the next pair.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
-
-import av
-import numpy as np
 
 from service.core import ServedModel, ServingCore
 from service.errors import Unprocessable
-from service.media.video import frame_to_rgb
 from service.pipelines.interpolate import check_frame_size, interpolate
-from service.pipelines.video import FrameStage, TimedFrame, VideoFilter
+from service.pipelines.video import FrameStage, RgbFrame, TimedFrame, VideoFilter
 from service.scheduling.records import RequestTicket
 
 MIN_FACTOR, MAX_FACTOR, DEFAULT_FACTOR = 2, 8, 2
@@ -53,14 +47,6 @@ def output_pts(previous: int | None, current: int | None, factor: int, k: int) -
     return factor * previous + k * (current - previous)
 
 
-@dataclass(frozen=True)
-class _Source:
-    """A source frame as the next frame's pair needs it: its RGB (converting) and its pts."""
-
-    rgb: asyncio.Future[np.ndarray]
-    pts: int | None
-
-
 class FrameRateMultiplier(FrameStage):
     """For each source frame: the frames interpolated since the previous one, then the frame."""
 
@@ -68,31 +54,21 @@ class FrameRateMultiplier(FrameStage):
         self.rate_factor = factor
         self._core, self._served, self._ticket = core, served, ticket
         self._times = [k / factor for k in range(1, factor)]
-        self._previous: _Source | None = None
+        self._previous: RgbFrame | None = None
 
-    def __call__(self, frame: av.VideoFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
-        rgb = asyncio.ensure_future(self._core.offload(frame_to_rgb, frame))
-        rgb.add_done_callback(_retrieve)  # a failure is raised where it is awaited, or by nobody
-        current = _Source(rgb, frame.pts)
-        previous, self._previous = self._previous, current
-        return self._frames(previous, current)
+    def __call__(self, frame: RgbFrame) -> Coroutine[Any, Any, list[TimedFrame]]:
+        previous, self._previous = self._previous, frame
+        return self._frames(previous, frame)
 
-    async def _frames(self, previous: _Source | None, current: _Source) -> list[TimedFrame]:
-        # shield: the next frame's pair awaits this RGB too; cancelling one waiter must not cancel it
-        rgb = await asyncio.shield(current.rgb)
+    async def _frames(self, previous: RgbFrame | None, current: RgbFrame) -> list[TimedFrame]:
+        rgb = current.rgb
         last = TimedFrame(rgb, None if current.pts is None else current.pts * self.rate_factor)
         if previous is None:  # the first frame: refuse sizes the pairs cannot take before any output
             check_frame_size(self._core, self._served, len(self._times), rgb.shape[1], rgb.shape[0])
             return [last]
-        first = await asyncio.shield(previous.rgb)
-        result = await interpolate(self._core, self._served, first, rgb, self._times, self._ticket)
+        result = await interpolate(self._core, self._served, previous.rgb, rgb, self._times, self._ticket)
         between = [
             TimedFrame(picture, output_pts(previous.pts, current.pts, self.rate_factor, k))
             for k, picture in enumerate(result.frames, start=1)
         ]
         return [*between, last]
-
-
-def _retrieve(future: asyncio.Future[np.ndarray]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -130,6 +130,19 @@ def test_a_warm_child_encodes_the_next_video(clip: Path, tmp_path: Path) -> None
     assert taken in {child[0].pid for child in encoder_process.SPARES._warm}  # and went back again
 
 
+def test_the_next_video_of_the_same_size_reuses_the_ring(clip: Path, tmp_path: Path) -> None:
+    """A ring whose slots all came back is kept, registered slots and all, for the next video."""
+    from service.media.process_writer import IDLE_RINGS
+
+    IDLE_RINGS.keep_none()
+    run_video(make_core(tmp_path / "first", True), clip)
+    kept = IDLE_RINGS.kept()
+    assert len(kept) == 1 and (kept[0].width, kept[0].height) == (64, 48)
+    levels, _ = levels_and_audio(run_video(make_core(tmp_path / "second", True), clip))
+    assert all(abs(level - (20 + 5 * i)) < 3 for i, level in enumerate(levels)), levels
+    assert IDLE_RINGS.kept() == kept  # taken by the second video, and kept again
+
+
 def test_a_client_that_leaves_early_stops_the_encoder_process(clip: Path, tmp_path: Path) -> None:
     core = make_core(tmp_path, True)
 

@@ -43,9 +43,12 @@ def gray_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_core(tmp_path: Path, encoder_segments: int = 1) -> ServingCore:
-    """A core that is never started: these tests use its settings and codec pool, not its models."""
+    """A core that is never started: these tests use its settings and codec pool, not its models,
+    and the in-process encoder (the encoder process has tests/video/test_encoder_process.py)."""
     write_sr_entry(tmp_path / "repository", "unused", 2)
-    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, encoder_segments=encoder_segments)
+    video = VideoSettings(
+        frames_in_flight=WINDOW, hardware_codecs=False, encoder_segments=encoder_segments, encoder_process=False
+    )
     return ServingCore(Settings(model_repository=tmp_path / "repository", video=video, codec_threads=2))
 
 
@@ -91,6 +94,37 @@ def test_frames_come_out_in_order_with_at_most_the_window_in_flight(gray_clip: P
     assert all(abs(level - 10 * i) < 4 for i, level in enumerate(levels)), levels
     assert 1 < state["most"] <= WINDOW
     assert not video_threads()
+
+
+@pytest.mark.parametrize(("fragment_s", "fragments"), [(0.0, 1), (0.2, 4)])
+def test_mp4_fragments_end_at_key_frames_or_after_the_longest_fragment(
+    gray_clip: Path, tmp_path: Path, fragment_s: float, fragments: int
+) -> None:
+    """One GOP (under 2 s): one fragment, or one per 0.2 s; the same frames either way."""
+    write_sr_entry(tmp_path / "repository", "unused", 2)
+    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, fragment_s=fragment_s)
+    core = ServingCore(Settings(model_repository=tmp_path / "repository", video=video, codec_threads=2))
+
+    async def same(rgb: np.ndarray) -> np.ndarray:
+        return rgb
+
+    data = encode_video(core, same, gray_clip, "ultrafast")
+    boxes = top_level_boxes(data)
+    assert boxes[:2] == ["ftyp", "moov"]
+    assert boxes.count("moof") >= fragments and (fragment_s > 0 or boxes.count("moof") == 1)
+    with av.open(io.BytesIO(data)) as container:
+        levels = [float(f.to_ndarray(format="gray").mean()) for f in container.decode(video=0)]
+    assert len(levels) == COUNT and levels == sorted(levels)
+
+
+def top_level_boxes(data: bytes) -> list[str]:
+    """The types of an MP4's top-level boxes, in order."""
+    found, at = [], 0
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        found.append(data[at + 4 : at + 8].decode("latin-1"))
+        at += size if size >= 8 else len(data)
+    return found
 
 
 def test_parallel_segment_encoders_make_one_stream_in_order(tmp_path: Path) -> None:
@@ -374,7 +408,7 @@ def test_a_lowered_thread_passes_its_priority_to_the_threads_it_starts() -> None
 @needs_thread_nice
 def test_the_encoder_and_its_threads_run_below_the_pipeline(gray_clip: Path, tmp_path: Path) -> None:
     write_sr_entry(tmp_path / "repository", "unused", 2)
-    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, encoder_niceness=4)
+    video = VideoSettings(frames_in_flight=WINDOW, hardware_codecs=False, encoder_niceness=4, encoder_process=False)
     core = ServingCore(Settings(model_repository=tmp_path / "repository", video=video, codec_threads=2))
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     calls: list[int] = []
