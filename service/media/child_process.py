@@ -128,6 +128,20 @@ class SpareChildren:
         return process, ours
 
 
+def end(child: Child) -> None:
+    """End a child whose video failed or was abandoned: shut its socket down (a thread of ours
+    blocked reading it returns at once), close it, and wait for the child (killed after 10 s)."""
+    process, sock = child
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def stop(child: Child) -> None:
     """Close the child's socket (it sees the end of its input and exits) and wait for it a little."""
     child[1].close()

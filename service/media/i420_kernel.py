@@ -59,6 +59,7 @@ extern "C" __global__ void rgb_to_i420(
 """
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
+_UNCHECKED = object()
 _streams = threading.local()
 
 
@@ -80,7 +81,9 @@ def convert(rgb: torch.Tensor, space: int, full_range: bool, planes: torch.Tenso
     """Y, Cb, Cr of `rgb` (HxWx3 uint8 on CUDA, H and W even, pixels packed) into the flat I420
     tensor `planes` on the same device, on torch's current stream; False (nothing done) where the
     kernel is not usable or the layout is not one it reads."""
-    if rgb.device.type != "cuda" or rgb.stride(2) != 1 or rgb.stride(1) != 3 or problem() is not None:
+    if rgb.device.type != "cuda" or rgb.stride(2) != 1 or rgb.stride(1) != 3:
+        return False
+    if _state.get("problem", _UNCHECKED) is not None and problem() is not None:  # the lock only until checked
         return False
     _launch(rgb, space, full_range, planes)
     return True

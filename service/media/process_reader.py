@@ -14,7 +14,6 @@ import itertools
 import mmap
 import os
 import socket
-import subprocess
 import threading
 import weakref
 from collections.abc import Iterator
@@ -128,14 +127,7 @@ class ProcessReader:
         with self._lock:
             self._sending_frees = False
             self._ended = True
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        child_process.end((self._process, self._sock))
 
 
 def _error(kind: str, message: str) -> ServiceError:

@@ -19,7 +19,6 @@ import mmap
 import os
 import queue
 import socket
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,12 +315,5 @@ class ProcessWriter:
             self._done.set()
 
     def _end(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        child_process.end((self._process, self._sock))
         self._rings.close()

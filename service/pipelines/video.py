@@ -4,11 +4,12 @@
     demux + decode + RGB --> frame_filter -> YUV   --->  encode  --->   mux  ---> chunks
     (copied packets pass through in file order)
 
-Every arrow is a bounded queue (`Channel`s, and the `VideoWriter`'s packet queue), and at most
-`frames_in_flight` frames are between the reader and the writer, so memory stays flat however long
-the video is. Frames are filtered
-concurrently (tiles of consecutive frames batch together in the model's scheduler) and handed to
-the encoder in their original order. The 4:2:0 conversions run on the core's codec pool.
+By default the encoder and muxer run in a child process fed through shared memory (`ProcessWriter`);
+optionally the demuxing, decoding and RGB conversion too (`ProcessReader`). Every arrow is a bounded
+queue (`Channel`s, and the `VideoWriter`'s packet queue), and at most `frames_in_flight` frames are
+between the reader and the writer, so memory stays flat however long the video is. Frames are
+filtered concurrently (tiles of consecutive frames batch together in the model's scheduler) and
+handed to the encoder in their original order. The 4:2:0 conversions run on the core's codec pool.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@ in the server, the upload's errors as the same statuses, slots recycled, no proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
@@ -18,12 +16,16 @@ from service.errors import InferenceFailed, InvalidInput
 from service.media import decoder_process
 from service.media.process_reader import ProcessReader
 from service.media.video import probe_video
-from service.media.video_encode import VideoEncodeOptions
-from service.pipelines.video import filter_video
 from service.settings import Settings, VideoSettings
 from tests.support.tiny_models import write_sr_entry
 from tests.video.clips import write_clip
-from tests.video.test_encoder_process import COUNT, identity, levels_and_audio, run_video
+from tests.video.test_encoder_process import (
+    COUNT,
+    children_running,
+    first_chunk_then_leave,
+    levels_and_audio,
+    run_video,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="the decoder process needs Linux memfd")
 
@@ -106,20 +108,7 @@ def test_a_warm_child_decodes_the_next_video_and_none_is_left_over(clip: Path, t
 
 
 def test_a_client_that_leaves_early_stops_the_decoder_process(clip: Path, tmp_path: Path) -> None:
-    core = make_core(tmp_path, True, in_flight=1)
-
-    async def run() -> int:
-        ticket = core.new_ticket(60)
-        try:
-            chunks = filter_video(core, identity, clip, VideoEncodeOptions(preset="ultrafast"), ticket)
-            async with contextlib.aclosing(chunks) as stream:
-                async for chunk in stream:
-                    return len(chunk)  # the first chunk, then the client is gone
-            return 0
-        finally:
-            await core.stop()
-
-    assert asyncio.run(run()) > 0
+    assert first_chunk_then_leave(make_core(tmp_path, True, in_flight=1), clip) > 0
     kept = {child[0].pid for child in decoder_process.SPARES.children()}
     assert set(_decoder_children()) == kept  # the stopped child is gone, not kept
 
@@ -135,14 +124,4 @@ def test_frames_of_another_size_than_the_probe_travel_in_the_message(clip: Path)
 
 
 def _decoder_children() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == os.getpid() and b"service.media.decoder_process" in cmdline:
-                found.append(int(entry.name))
-    return found
+    return children_running("service.media.decoder_process")

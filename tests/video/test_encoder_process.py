@@ -144,7 +144,13 @@ def test_the_next_video_of_the_same_size_reuses_the_ring(clip: Path, tmp_path: P
 
 
 def test_a_client_that_leaves_early_stops_the_encoder_process(clip: Path, tmp_path: Path) -> None:
-    core = make_core(tmp_path, True)
+    assert first_chunk_then_leave(make_core(tmp_path, True), clip) > 0
+    kept = {child[0].pid for child in encoder_process.SPARES.children()}
+    assert set(children_running("service.media.encoder_process")) == kept  # the stopped child is gone, not kept
+
+
+def first_chunk_then_leave(core: ServingCore, clip: Path) -> int:
+    """A client that reads the first chunk of the answer and goes: the chunk's length."""
 
     async def run() -> int:
         ticket = core.new_ticket(60)
@@ -152,17 +158,16 @@ def test_a_client_that_leaves_early_stops_the_encoder_process(clip: Path, tmp_pa
             chunks = filter_video(core, identity, clip, VideoEncodeOptions(preset="ultrafast"), ticket)
             async with contextlib.aclosing(chunks) as stream:
                 async for chunk in stream:
-                    return len(chunk)  # the first chunk, then the client is gone
+                    return len(chunk)
             return 0
         finally:
             await core.stop()
 
-    assert asyncio.run(run()) > 0
-    kept = {child[0].pid for child in encoder_process.SPARES.children()}
-    assert set(_encoder_children()) == kept  # the stopped child is gone, not kept
+    return asyncio.run(run())
 
 
-def _encoder_children() -> list[int]:
+def children_running(module: str) -> list[int]:
+    """Process ids of this process's children running `python -m <module>`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -171,9 +176,13 @@ def _encoder_children() -> list[int]:
             stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
             parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == os.getpid() and b"service.media.encoder_process" in cmdline:
+            if parent == os.getpid() and module.encode() in cmdline:
                 found.append(int(entry.name))
     return found
+
+
+def _encoder_children() -> list[int]:
+    return children_running("service.media.encoder_process")
 
 
 def test_without_memfd_the_video_encodes_in_process(
