@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from tests.video.test_encoder_process import (
     COUNT,
     children_running,
     first_chunk_then_leave,
+    killing_children_at,
     levels_and_audio,
     run_video,
 )
@@ -84,17 +84,8 @@ def test_a_truncated_upload_is_the_same_error_as_in_the_server(clip: Path, tmp_p
 
 
 def test_a_decoder_process_that_dies_fails_the_video(clip: Path, tmp_path: Path) -> None:
-    seen = {"frames": 0}
-
-    async def killing(rgb: np.ndarray) -> np.ndarray:
-        seen["frames"] += 1
-        if seen["frames"] == 5:
-            for pid in _decoder_children():
-                os.kill(pid, signal.SIGKILL)
-        return rgb.copy()
-
     with pytest.raises(InferenceFailed):
-        run_video(make_core(tmp_path, True, in_flight=1), clip, killing)
+        run_video(make_core(tmp_path, True, in_flight=1), clip, killing_children_at(5, "service.media.decoder_process"))
 
 
 def test_a_warm_child_decodes_the_next_video_and_none_is_left_over(clip: Path, tmp_path: Path) -> None:

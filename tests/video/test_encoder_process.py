@@ -98,18 +98,8 @@ def levels_and_audio_video_only(data: bytes) -> tuple[list[float], None]:
 
 
 def test_an_encoder_process_that_dies_fails_the_video(clip: Path, tmp_path: Path) -> None:
-    core = make_core(tmp_path, True)
-    seen = {"frames": 0}
-
-    async def killing(rgb: np.ndarray) -> np.ndarray:
-        seen["frames"] += 1
-        if seen["frames"] == 10:
-            for pid in _encoder_children():
-                os.kill(pid, signal.SIGKILL)
-        return rgb
-
     with pytest.raises(InferenceFailed):
-        run_video(core, clip, killing)
+        run_video(make_core(tmp_path, True), clip, killing_children_at(10, "service.media.encoder_process"))
 
 
 def test_no_encoder_process_outlives_its_video(clip: Path, tmp_path: Path) -> None:
@@ -164,6 +154,20 @@ def first_chunk_then_leave(core: ServingCore, clip: Path) -> int:
             await core.stop()
 
     return asyncio.run(run())
+
+
+def killing_children_at(frame: int, module: str):  # type: ignore[no-untyped-def]
+    """A frame filter that kills this process's `python -m <module>` children at the `frame`-th frame."""
+    seen = {"frames": 0}
+
+    async def killing(rgb: np.ndarray) -> np.ndarray:
+        seen["frames"] += 1
+        if seen["frames"] == frame:
+            for pid in children_running(module):
+                os.kill(pid, signal.SIGKILL)
+        return rgb.copy()
+
+    return killing
 
 
 def children_running(module: str) -> list[int]:
